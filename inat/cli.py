@@ -1,0 +1,311 @@
+"""The `inat` command: a thin entry point over the package.
+
+    inat train [OVERRIDES...]          train one run; Hydra overrides, `-m` for a multirun
+    inat train --help                  every config group and option
+    inat data download [SOURCE]        fetch and extract a data set into the local cache
+    inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
+    inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
+    inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
+
+Exit codes are documented in inat/errors.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from inat.errors import ExitCode, InatError
+from inat.results.configs import LOCATION_KEYS
+from inat.sweep import point_name
+
+log = logging.getLogger("inat")
+
+
+class _TrainState:
+    """What the Hydra task reports back to the command: whether it started, which points failed."""
+
+    started = False
+    failures: list[str] = []  # noqa: RUF012 - reset by _train_command
+
+
+@hydra.main(config_path="configs", config_name="train", version_base="1.3")
+def _hydra_train(cfg: DictConfig) -> float | None:
+    from inat.train import train
+
+    _TrainState.started = True
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        fixed = set(hydra_cfg.job.config.override_dirname.exclude_keys)
+        overrides = OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task))
+        swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
+        cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
+    try:
+        return train(cfg)["best_val_accuracy"]
+    except InatError as e:
+        log.error("%s (exit code %d: %s)", e, e.exit_code, e.exit_code.name)
+        if not multirun:
+            sys.exit(e.exit_code)
+        _TrainState.failures.append(cfg.run_dir)
+        return None
+
+
+def _fixed_keys(args: Sequence[str]) -> list[str]:
+    """Keys the command line sets to one value (or that only say where to write).
+
+    A multirun point is named by the other overrides: the swept ones.
+    """
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a])
+    except OverrideParseException:
+        return []  # Hydra reports the bad override itself
+    fixed = {o.key_or_group for o in overrides if not o.is_sweep_override()}
+    return sorted(fixed | LOCATION_KEYS)
+
+
+def _train_command(args: Sequence[str]) -> int:
+    _TrainState.started = False
+    _TrainState.failures = []
+    if ("-m" in args or "--multirun" in args) and (fixed := _fixed_keys(args)):
+        quoted = ",".join(f"'{key}'" for key in fixed)
+        args = [*args, f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"]
+    sys.argv = ["inat train", *args]
+    try:
+        _hydra_train()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else ExitCode.FAILURE
+        # Hydra exits with 1 when the command line does not compose (unknown key or group);
+        # that is bad input, never worth a retry. The task itself exits with its own codes.
+        if code == ExitCode.FAILURE and not _TrainState.started:
+            return ExitCode.BAD_INPUT
+        return code
+    if _TrainState.failures:
+        log.error("%d point(s) failed: %s", len(_TrainState.failures), _TrainState.failures)
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from inat.launch import run_all, run_point
+    from inat.sweep import expand, load_job
+
+    job = load_job(args.job)
+    if args.list:
+        for point in expand(job):
+            print(point.index, point.name, " ".join(point.overrides))
+        return ExitCode.OK
+    if args.index is not None:
+        run_point(job, args.index, args.overrides)
+        return ExitCode.OK
+    summary = run_all(job, args.overrides)
+    if summary and summary["counts"].get("done", 0) < len(summary["points"]):
+        log.error("not every point is done: %s", summary["counts"])
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from inat.data import download_command
+
+    download_command(args.source, args.cache_dir)
+    return ExitCode.OK
+
+
+def _results(args: argparse.Namespace) -> int:
+    from inat.results import command
+
+    if args.best:
+        command.show_best(args.path, Path(args.save), as_json=args.format == "json")
+    elif args.download:
+        command.fetch(args.path, args.download[0], Path(args.download[1]))
+    else:
+        command.show(
+            args.path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir
+        )
+    return ExitCode.OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from inat.results.checkpoint import load_classifier
+    from inat.results.evaluate import evaluate_checkpoint, report
+
+    evaluation = evaluate_checkpoint(load_classifier(args.checkpoint), args.data, args.cache_dir)
+    print(json.dumps(evaluation, indent=2) if args.json else report(evaluation))
+    return ExitCode.OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from inat.results.checkpoint import load_classifier
+    from inat.results.predict import image_files, predict, report
+
+    files = image_files(args.images)
+    predictions = predict(load_classifier(args.checkpoint), files, args.top_k)
+    print(json.dumps(predictions, indent=2) if args.json else report(predictions))
+    return ExitCode.OK
+
+
+def _add_results_commands(commands: argparse._SubParsersAction) -> None:
+    """The results, evaluate and predict commands: they read run directories, never train."""
+    checkpoint_help = (
+        "a checkpoint: a state.pt file, a folder holding one (see inat results --download) or "
+        "a run directory (its best checkpoint); local or s3://"
+    )
+    results = commands.add_parser(
+        "results",
+        help="the leaderboard and plots of a sweep or run; its best config; its checkpoints",
+        description="Read a sweep or run (local or s3://, finished or still running): print a "
+        "leaderboard sorted by validation accuracy and write plots to its plots/ folder.",
+    )
+    results.add_argument(
+        "path",
+        help="a sweep folder (OUTPUT/NAME), a run directory, a folder of runs (inat train -m) "
+        "or an output folder holding one sweep",
+    )
+    formats = results.add_mutually_exclusive_group()
+    formats.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        default="text",
+        help="print JSON for scripts",
+    )
+    formats.add_argument(
+        "--csv", dest="format", action="store_const", const="csv", help="print CSV for scripts"
+    )
+    actions = results.add_mutually_exclusive_group()
+    actions.add_argument(
+        "--best",
+        action="store_true",
+        help="print the best point's config as inat train overrides and save it as a config "
+        "file (see --save) to retrain or fine-tune from",
+    )
+    actions.add_argument(
+        "--download",
+        nargs=2,
+        metavar=("POINT", "DEST"),
+        help="copy a point's best checkpoint and config.yaml into the local folder DEST; "
+        "POINT: best, an index or a point's folder name",
+    )
+    results.add_argument(
+        "--save", default="best.yaml", help="the config file --best writes (default: best.yaml)"
+    )
+    results.add_argument("--no-plots", action="store_true", help="write no plots")
+    results.add_argument(
+        "--grid",
+        action="store_true",
+        help="also plot test images with true and predicted labels: loads the best "
+        "checkpoint and the test data (see --data)",
+    )
+    results.add_argument(
+        "--data", default=None, help="the data source of --grid (default: the best point's)"
+    )
+    results.add_argument(
+        "--cache-dir", default=None, help="the data cache of --grid (default: see README)"
+    )
+    results.set_defaults(run=_results)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
+        description="Score a checkpoint on the test set (the val/ folder) of a data source, "
+        "with the image size, batch size and precision it was trained with.",
+    )
+    evaluate.add_argument("checkpoint", help=checkpoint_help)
+    evaluate.add_argument(
+        "data",
+        help="a data source as data.source takes it: a .zip, a folder, an http(s) URL, an "
+        "s3:// URI or 'synthetic' (the checkpoint's own generated data)",
+    )
+    evaluate.add_argument("--cache-dir", default=None, help="the data cache (default: see README)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="the most likely classes of image files, with probabilities"
+    )
+    predict.add_argument("checkpoint", help=checkpoint_help)
+    predict.add_argument("images", nargs="+", help="image files or folders of images")
+    predict.add_argument(
+        "--top-k", type=int, default=3, help="classes shown per image (default: 3)"
+    )
+    predict.add_argument("--json", action="store_true", help="print JSON for scripts")
+    predict.set_defaults(run=_predict)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inat",
+        description="Train image classifiers on iNaturalist-12K as batch jobs.",
+        epilog="Exit codes: 0 ok, 1 unexpected failure, 65 bad config or input (do not retry), "
+        "75 interrupted or storage unreachable (retry: the run resumes).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "train",
+        help="train one run or, with -m, a multirun; Hydra overrides follow "
+        "(inat train --help lists them)",
+        add_help=False,
+    )
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a job file (jobs/*.yaml): every point here, one after another, or one point",
+        description="Run the points of a job file. Overrides after the file apply to every "
+        "point, e.g. output=s3://bucket/runs data.source=/data/nature_12K.zip.",
+    )
+    sweep.add_argument("job", help="a job file, e.g. jobs/scratch_sweep.yaml")
+    sweep.add_argument("overrides", nargs="*", help="Hydra overrides for every point")
+    sweep.add_argument(
+        "--index",
+        type=int,
+        default=None,
+        help="run only this point (0-based), e.g. $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID",
+    )
+    sweep.add_argument("--list", action="store_true", help="print the points and exit")
+    sweep.set_defaults(run=_sweep)
+    data = commands.add_parser("data", help="manage data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    download = data_commands.add_parser(
+        "download", help="download and extract a data set into the local cache, then print where"
+    )
+    download.add_argument(
+        "source",
+        nargs="?",
+        default="https://storage.googleapis.com/wandb_datasets/nature_12K.zip",
+        help="a .zip path or folder, an http(s) URL, an s3:// URI or 'synthetic' "
+        "(default: the official nature_12K archive)",
+    )
+    download.add_argument(
+        "--cache-dir", default=None, help="the cache folder (default: see README)"
+    )
+    download.set_defaults(run=_data_download)
+    _add_results_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `inat` command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        return _train_command(argv[1:])
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.run(args)
+    except InatError as e:
+        log.error("%s", e)
+        return e.exit_code

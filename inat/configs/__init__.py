@@ -1,0 +1,1 @@
+"""Hydra configs of inat, installed with the package (hydra finds them as `inat.configs`)."""

@@ -1,0 +1,109 @@
+"""The layout of a data set folder: <root>/train/<class>/<images>, <root>/val/<class>/<images>.
+
+train/ is split into training and validation data; val/ is the test set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from inat.errors import DataError
+
+SPLITS = ("train", "val")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+Sample = tuple[str, int]
+"""An image as (path relative to its split folder, in POSIX form; class index)."""
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name != "__MACOSX"
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p.name))
+
+
+def _has_splits(folder: Path) -> bool:
+    return all((folder / split).is_dir() for split in SPLITS)
+
+
+def _describe(folder: Path, depth: int = 1) -> str:
+    entries = sorted(p for p in folder.iterdir() if _visible(p.name))
+    if not entries:
+        return "nothing"
+    if depth and len(entries) == 1 and entries[0].is_dir():
+        return f"{entries[0].name}/, holding {_describe(entries[0], depth - 1)}"
+    names = [p.name + ("/" if p.is_dir() else "") for p in entries]
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return ", ".join(names[:10]) + more
+
+
+def find_root(folder: Path, source: str | None = None) -> Path:
+    """The folder holding train/ and val/: `folder` itself or its only subfolder.
+
+    `source` names where `folder` came from (an archive, a URL) for the message.
+    """
+    if _has_splits(folder):
+        return folder
+    subfolders = _subfolders(folder)
+    if len(subfolders) == 1 and _has_splits(subfolders[0]):
+        return subfolders[0]
+    raise DataError(
+        f"{source or folder} has no train/ and val/ folders; found: {_describe(folder)}. "
+        "A data set needs train/<class>/<images> and val/<class>/<images>, at its top or in "
+        "its only subfolder (like inaturalist_12K/ in nature_12K.zip). Check data.source."
+    )
+
+
+def find_classes(root: Path) -> list[str]:
+    """Sorted class names: the subfolders of train/, which val/ must have too."""
+    train = [p.name for p in _subfolders(root / "train")]
+    val = [p.name for p in _subfolders(root / "val")]
+    if not train:
+        raise DataError(
+            f"{root / 'train'} has no class folders. Put each class's images in "
+            "train/<class>/ and val/<class>/."
+        )
+    problems = [
+        f"{root / split} lacks {', '.join(missing)}"
+        for split, missing in (
+            ("val", sorted(set(train) - set(val))),
+            ("train", sorted(set(val) - set(train))),
+        )
+        if missing
+    ]
+    if problems:
+        raise DataError(
+            f"train/ and val/ must hold the same class folders: {'; '.join(problems)}. "
+            "Add the missing class folders with images, or remove the class from both."
+        )
+    return train
+
+
+def list_images(split_dir: Path, classes: Sequence[str]) -> list[Sample]:
+    """Every image file below `split_dir/<class>/`, sorted by path (hidden files skipped)."""
+    samples = []
+    for label, name in enumerate(classes):
+        class_dir = split_dir / name
+        relpaths = (p.relative_to(split_dir) for p in class_dir.rglob("*"))
+        samples.extend(
+            (rel.as_posix(), label)
+            for rel in relpaths
+            if rel.suffix.lower() in IMAGE_SUFFIXES
+            and all(_visible(part) for part in rel.parts)
+            and (split_dir / rel).is_file()
+        )
+    return sorted(samples)
+
+
+def require_every_class(samples: Sequence[Sample], classes: Sequence[str], split_dir: Path) -> None:
+    """DataError naming the class folders of `split_dir` that have no (usable) image."""
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty:
+        raise DataError(
+            f"class folder(s) {', '.join(empty)} in {split_dir} hold no readable image "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}). Add images, or remove the class from "
+            "train/ and val/ and set data.num_classes to the new number of classes."
+        )

@@ -1,0 +1,131 @@
+"""The training, validation and test DataLoaders of a run, from the `data` config group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from inat.data.datasets import ImageFolderDataset, build_transform, find_unreadable
+from inat.data.layout import Sample, find_classes, list_images, require_every_class
+from inat.data.sources import resolve_source
+from inat.data.split import stratified_split
+from inat.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataLoaders:
+    """The loaders of a run and the classes their labels index."""
+
+    train: DataLoader  # shuffled
+    val: DataLoader  # held out from train/, not shuffled
+    test: DataLoader  # the data set's val/ folder, not shuffled
+    classes: list[str]
+    # Files left out because they are not readable images, relative to the data set root
+    # ("train/Aves/x.jpg"). Files that only fail when decoded are replaced while loading and
+    # logged, not listed here (see ImageFolderDataset).
+    skipped: list[str] = field(default_factory=list)
+
+
+def _setting(cfg: Mapping[str, Any], key: str) -> Any:
+    try:
+        return cfg[key]
+    except KeyError:
+        raise ConfigError(
+            f"data.{key} is missing from the config: add it (see configs/data/nature12k.yaml)."
+        ) from None
+
+
+def _readable_samples(
+    root: Path, split: str, classes: Sequence[str], max_bad_fraction: float
+) -> tuple[list[Sample], list[str]]:
+    """The images of `root/split` that open, and those that do not (relative to `root`)."""
+    folder = root / split
+    samples = list_images(folder, classes)
+    bad = {
+        path.relative_to(folder).as_posix()
+        for path in find_unreadable([folder / relpath for relpath, _ in samples])
+    }
+    if bad:
+        share = len(bad) / len(samples)
+        examples = ", ".join(sorted(bad)[:5])
+        if share > max_bad_fraction:
+            raise DataError(
+                f"{len(bad)} of {len(samples)} files in {folder} ({share:.1%}) are not readable "
+                f"images, more than data.max_bad_fraction={max_bad_fraction}; e.g. {examples}. "
+                "Get an intact copy of the data set, or raise data.max_bad_fraction."
+            )
+        log.warning(
+            "skipping %d of %d files in %s that are not readable images: %s",
+            len(bad),
+            len(samples),
+            folder,
+            examples,
+        )
+        samples = [sample for sample in samples if sample[0] not in bad]
+    require_every_class(samples, classes, folder)
+    return samples, [f"{split}/{relpath}" for relpath in sorted(bad)]
+
+
+def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
+    """The loaders for the `data` config group `cfg` (keys as in configs/data/nature12k.yaml).
+
+    The validation split depends on data.split_seed only; `seed` (the run's seed)
+    drives the training order and augmentation of a loader used on its own.
+    """
+    root = resolve_source(_setting(cfg, "source"), cfg.get("cache_dir"), cfg.get("synthetic"))
+    classes = find_classes(root)
+    num_classes = _setting(cfg, "num_classes")
+    if len(classes) != num_classes:
+        raise DataError(
+            f"{root / 'train'} holds {len(classes)} classes ({', '.join(classes)}) but "
+            f"data.num_classes={num_classes}. Set data.num_classes={len(classes)} "
+            "or point data.source at the data set you meant."
+        )
+    max_bad_fraction = _setting(cfg, "max_bad_fraction")
+    train_all, skipped_train = _readable_samples(root, "train", classes, max_bad_fraction)
+    test, skipped_test = _readable_samples(root, "val", classes, max_bad_fraction)
+    train, val = stratified_split(
+        train_all, _setting(cfg, "val_fraction"), _setting(cfg, "split_seed")
+    )
+    log.info(
+        "data set %s: %d classes; %d training, %d validation and %d test images",
+        root,
+        len(classes),
+        len(train),
+        len(val),
+        len(test),
+    )
+
+    image_size = _setting(cfg, "image_size")
+    plain = build_transform(image_size, augment=False)
+    augmented = build_transform(image_size, augment=True) if _setting(cfg, "augment") else plain
+    workers = _setting(cfg, "num_workers")
+    options: dict[str, Any] = {
+        "batch_size": _setting(cfg, "batch_size"),
+        "num_workers": workers,
+        "pin_memory": torch.cuda.is_available(),
+        "persistent_workers": workers > 0,
+        "drop_last": False,
+    }
+    return DataLoaders(
+        # A plain RandomSampler (shuffle=True): Accelerator.prepare(use_seedable_sampler=True)
+        # replaces it with one that shuffles identically on every process.
+        train=DataLoader(
+            ImageFolderDataset(root / "train", train, augmented),
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            **options,
+        ),
+        val=DataLoader(ImageFolderDataset(root / "train", val, plain), shuffle=False, **options),
+        test=DataLoader(ImageFolderDataset(root / "val", test, plain), shuffle=False, **options),
+        classes=classes,
+        skipped=skipped_train + skipped_test,
+    )

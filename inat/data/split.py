@@ -1,0 +1,39 @@
+"""Hold out a stratified share of train/ for validation, identically on every node."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+
+from inat.data.layout import Sample
+
+
+def _rank(seed: int, relpath: str) -> tuple[bytes, str]:
+    # A hash of (seed, path) rather than a seeded shuffle: the same on every platform and
+    # library version, whatever the order the file system lists the files in.
+    digest = hashlib.blake2b(f"{seed}/{relpath}".encode(), digest_size=8).digest()
+    return digest, relpath
+
+
+def stratified_split(
+    samples: Iterable[Sample], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """(train, val): about `fraction` of each class's samples go to val.
+
+    Depends only on the samples' relative paths and `seed`, not on their order.
+    A class with two or more samples keeps at least one on each side.
+    """
+    by_class: dict[int, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_class[sample[1]].append(sample)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    for members in by_class.values():
+        ranked = sorted(members, key=lambda s: _rank(seed, s[0]))
+        n_val = round(len(ranked) * fraction)
+        if fraction > 0 and len(ranked) >= 2:
+            n_val = min(max(n_val, 1), len(ranked) - 1)
+        val.extend(ranked[:n_val])
+        train.extend(ranked[n_val:])
+    return sorted(train), sorted(val)

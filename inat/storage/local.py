@@ -1,0 +1,125 @@
+"""Storage on a local (or shared, network-mounted) file system."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from inat.errors import StorageError
+from inat.storage.base import Storage, clean_relpath
+
+
+def atomic_write(path: Path, write) -> None:
+    """Create `path` through `write(tmp_path)` on a temporary sibling, then rename it in place.
+
+    The rename is atomic on POSIX file systems, so a crash leaves either the old
+    file or the new one, never a torn file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        # mkstemp creates 0600 files; give the file the mode the user's umask allows.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+class LocalStorage(Storage):
+    """A folder on the local file system."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.uri = str(self.root)
+
+    def _path(self, relpath: str) -> Path:
+        relpath = clean_relpath(relpath)
+        return self.root / relpath if relpath else self.root
+
+    @staticmethod
+    def _files(folder: Path) -> Iterator[Path]:
+        """Files below `folder`, skipping atomic_write's temporary files."""
+        for path in folder.rglob("*"):
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp")):
+                yield path
+
+    def child(self, relpath: str) -> LocalStorage:
+        return LocalStorage(self._path(relpath))
+
+    def exists(self, relpath: str) -> bool:
+        return self._path(relpath).is_file()
+
+    def read_bytes(self, relpath: str) -> bytes:
+        return self._path(relpath).read_bytes()
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        atomic_write(self._path(relpath), lambda tmp: tmp.write_bytes(data))
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+        if base.is_file():
+            return [clean_relpath(prefix)]
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in self._files(base))
+
+    def delete(self, relpath: str) -> None:
+        self._path(relpath).unlink(missing_ok=True)
+
+    def upload_file(self, local_path: Path, relpath: str) -> None:
+        atomic_write(self._path(relpath), lambda tmp: shutil.copyfile(local_path, tmp))
+
+    def download_file(self, relpath: str, local_path: Path) -> None:
+        source = self._path(relpath)
+        if not source.is_file():
+            raise FileNotFoundError(source)
+        atomic_write(Path(local_path), lambda tmp: shutil.copyfile(source, tmp))
+
+    def size(self, relpath: str) -> int:
+        return self._path(relpath).stat().st_size
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-probe-"):
+                pass
+        except OSError as e:
+            raise StorageError(
+                f"cannot write to output {self.uri}: {e.strerror or e}. "
+                "Choose an output folder you can write to (output=PATH or output=s3://BUCKET/PREFIX)."
+            ) from e
+
+    def check_readable(self, relpath: str = "") -> None:
+        target = self._path(relpath)
+        try:
+            file = target
+            if target.is_dir():
+                os.listdir(target)  # rglob would silently skip a folder it may not read
+                file = next(self._files(target), None)
+            if file is None:
+                raise StorageError(
+                    f"{target} is an empty folder. Check the path, or put the expected files there."
+                )
+            with open(file, "rb") as f:
+                f.read(1)
+        except FileNotFoundError as e:
+            raise StorageError(
+                f"{target} does not exist. Check the path (a typo, or a file system that is not "
+                "mounted on this machine)."
+            ) from e
+        except OSError as e:
+            raise StorageError(
+                f"cannot read {e.filename or target}: {e.strerror or e}. "
+                "Check the path and that this user may read it."
+            ) from e

@@ -1,0 +1,102 @@
+"""Checkpoints in a run directory, published so that a reader never sees a torn one.
+
+Each checkpoint is written under a new folder (`step-0000120/state.pt`), verified,
+and only then named by the small pointer object `latest.json` (and `best.json`
+when it is the best so far). Older folders are deleted after the pointers moved,
+keeping the `keep` most recent and the best.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inat.storage import Storage
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+LATEST = "latest.json"
+BEST = "best.json"
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random number generator the training loop draws from."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators saved by `rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointManager:
+    """Saves, publishes, prunes and loads the checkpoints of one run."""
+
+    def __init__(self, storage: Storage, keep: int = 2) -> None:
+        self.storage = storage
+        self.keep = max(1, keep)
+
+    def save(self, state: dict[str, Any], step: int, is_best: bool) -> str:
+        """Write `state` as checkpoint `step`, then point `latest` (and `best`) at it."""
+        folder = f"step-{step:07d}"
+        relpath = f"{folder}/{STATE_FILE}"
+        log.info("saving checkpoint %s/%s (epoch %d)", self.storage.uri, folder, state["epoch"])
+        with tempfile.TemporaryDirectory(prefix="inat-ckpt-") as tmp:
+            local = Path(tmp) / STATE_FILE
+            torch.save(state, local)
+            expected = local.stat().st_size
+            self.storage.upload_file(local, relpath)
+        if self.storage.size(relpath) != expected:
+            raise OSError(f"checkpoint {self.storage.uri}/{relpath} is incomplete after upload")
+        pointer = {"path": relpath, "step": step, "epoch": state["epoch"]}
+        if is_best:
+            self.storage.write_json(BEST, pointer)
+        self.storage.write_json(LATEST, pointer)
+        self._prune()
+        return relpath
+
+    def latest(self) -> dict[str, Any] | None:
+        """The pointer to the newest complete checkpoint, or None."""
+        return self._pointer(LATEST)
+
+    def best(self) -> dict[str, Any] | None:
+        """The pointer to the best checkpoint, or None."""
+        return self._pointer(BEST)
+
+    def load(self, pointer: dict[str, Any]) -> dict[str, Any]:
+        """The state a pointer names, loaded on the CPU."""
+        with tempfile.TemporaryDirectory(prefix="inat-ckpt-") as tmp:
+            local = Path(tmp) / STATE_FILE
+            self.storage.download_file(pointer["path"], local)
+            return torch.load(local, map_location="cpu", weights_only=False)
+
+    def _pointer(self, name: str) -> dict[str, Any] | None:
+        if not self.storage.exists(name):
+            return None
+        return self.storage.read_json(name)
+
+    def _prune(self) -> None:
+        protected = {p["path"].split("/")[0] for p in (self.latest(), self.best()) if p}
+        folders = sorted({path.split("/")[0] for path in self.storage.list() if "/" in path})
+        for folder in folders[: -self.keep]:
+            if folder not in protected:
+                log.debug("deleting old checkpoint %s", folder)
+                self.storage.delete_prefix(folder)

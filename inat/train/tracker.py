@@ -1,0 +1,58 @@
+"""Where epoch metrics go: metrics.jsonl in the run directory always, W&B when configured."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from omegaconf import DictConfig
+
+from inat.rundir import write_metrics
+from inat.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def wandb_run_id(run_uri: str) -> str:
+    """A W&B run id derived from the run directory, so a requeued run resumes its W&B run."""
+    return hashlib.sha1(run_uri.encode()).hexdigest()[:16]
+
+
+class Tracker:
+    """Records one row per epoch and the final summary; call only on the main process."""
+
+    def __init__(
+        self,
+        run: Storage,
+        wandb_cfg: DictConfig | None,
+        name: str,
+        config: dict[str, Any],
+    ) -> None:
+        self.run = run
+        self.wandb = None
+        if wandb_cfg is not None:
+            import wandb
+
+            self.wandb = wandb.init(
+                project=wandb_cfg.project,
+                entity=wandb_cfg.entity,
+                group=wandb_cfg.group,
+                tags=list(wandb_cfg.tags),
+                name=name,
+                id=wandb_run_id(run.uri),
+                resume="allow",
+                config=config,
+            )
+
+    def log_epoch(self, history: list[dict[str, Any]]) -> None:
+        """Publish the metrics of every epoch so far; the last row is the new one."""
+        write_metrics(self.run, history)
+        if self.wandb is not None:
+            self.wandb.log(history[-1], step=history[-1]["epoch"])
+
+    def finish(self, summary: dict[str, Any], exit_code: int) -> None:
+        """Record the final metrics and close the W&B run."""
+        if self.wandb is not None:
+            self.wandb.summary.update(summary)
+            self.wandb.finish(exit_code=exit_code)

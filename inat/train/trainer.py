@@ -1,0 +1,371 @@
+"""The training loop: a composed config in, a finished run directory out.
+
+    inat train                                                # one process: the CPU or one GPU
+    accelerate launch --num_processes 4 -m inat train ...     # DDP on 4 GPUs of one node
+    accelerate launch --multi_gpu --num_processes 2 -m inat train trainer.cpu=true  # CPU DDP
+
+Phases, in order: checks; accelerator; run directory; model and optimizer (bad
+values fail here, before any data is read); data; resume; the epoch loop; the
+test of the best checkpoint; result.json. Only the main process writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from inat import rundir
+from inat.config import validate
+from inat.data import build_dataloaders, check_source
+from inat.errors import ConfigError, InatError, Interrupted
+from inat.models import build_model
+from inat.progress import Progress
+from inat.storage import Storage, configure, open_storage
+from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
+from inat.train.evaluate import evaluate
+from inat.train.optim import build_optimizer, build_scheduler
+from inat.train.signals import StopRequest
+from inat.train.tracker import Tracker
+from inat.train.versions import versions
+
+log = logging.getLogger(__name__)
+
+
+def now() -> str:
+    """The current time as an ISO 8601 string in UTC."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train the run `cfg.run_dir` to its end, resuming from its latest checkpoint.
+
+    Returns the content of result.json. Raises InatError subclasses whose
+    `exit_code` says whether a retry can help.
+    """
+    # -- checks: every config value, then what they build, before anything is read or written
+    validate(cfg)
+    configure(cfg.storage)
+    accelerator = Accelerator(
+        cpu=cfg.trainer.cpu,
+        mixed_precision=cfg.trainer.mixed_precision,
+        gradient_accumulation_steps=cfg.trainer.grad_accum_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+    )
+    main = accelerator.is_main_process
+    if not main:
+        logging.getLogger("inat").setLevel(logging.WARNING)
+    try:
+        batch_size = _per_process_batch(cfg, accelerator)
+        set_seed(cfg.seed)
+        model = build_model(cfg.model, cfg.data.num_classes, cfg.data.image_size)
+        optimizer = build_optimizer(cfg.optimizer, model.param_groups())
+
+        # -- preflight: the data can be read, the run directory written (and is not done)
+        check_source(cfg.data.source)
+        run = open_storage(cfg.run_dir)
+        if main:
+            run.check_writable()
+        if run.exists(rundir.RESULT) and run.read_json(rundir.RESULT).get("status") == "done":
+            log.info("run %s is already done; nothing to train", run.uri)
+            return run.read_json(rundir.RESULT)
+        try:
+            return _fit(cfg, accelerator, run, model, optimizer, batch_size)
+        except Exception as e:
+            if main:
+                status = "interrupted" if isinstance(e, Interrupted) else "failed"
+                _record_failure(run, status, f"{type(e).__name__}: {e}")
+            raise
+    finally:
+        # One accelerator state per process; a multirun starts its next point afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def _mark(run: Storage, status: str, **fields: Any) -> None:
+    """Update result.json's status, keeping what this attempt recorded."""
+    result = run.read_json(rundir.RESULT) if run.exists(rundir.RESULT) else {}
+    run.write_json(rundir.RESULT, {**result, "status": status, "updated_at": now(), **fields})
+
+
+def _record_failure(run: Storage, status: str, error: str) -> None:
+    """Mark the run failed or interrupted, unless the storage itself is what failed."""
+    try:
+        _mark(run, status, error=error)
+    except (InatError, OSError) as e:
+        log.warning("could not record the run's status in %s: %s", run.uri, e)
+
+
+def _per_process_batch(cfg: DictConfig, accelerator: Accelerator) -> int:
+    """data.batch_size is the whole optimizer step; split it over processes and micro-batches."""
+    parts = accelerator.num_processes * cfg.trainer.grad_accum_steps
+    if cfg.data.batch_size % parts:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} must divide by processes x "
+            f"trainer.grad_accum_steps = {accelerator.num_processes} x "
+            f"{cfg.trainer.grad_accum_steps}; choose a multiple of {parts}."
+        )
+    return cfg.data.batch_size // parts
+
+
+def _stop_requested(stop: StopRequest, accelerator: Accelerator) -> bool:
+    """Whether any process got a stop signal; all processes agree, so they stop together."""
+    if accelerator.num_processes == 1:
+        return bool(stop)
+    flag = torch.tensor(float(bool(stop)), device=accelerator.device)
+    return accelerator.reduce(flag, reduction="sum").item() > 0
+
+
+def _fit(
+    cfg: DictConfig,
+    accelerator: Accelerator,
+    run: Storage,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Data, resume, the epoch loop and the test of the best checkpoint."""
+    main = accelerator.is_main_process
+    started = time.perf_counter()
+    config = rundir.redact(OmegaConf.to_container(cfg, resolve=True))
+
+    # -- data
+    data_cfg = cfg.data.copy()
+    with open_dict(data_cfg):
+        data_cfg.batch_size = batch_size
+    data = build_dataloaders(data_cfg, seed=cfg.seed)
+    train_dl, val_dl, test_dl = accelerator.prepare(data.train, data.val, data.test)
+    epochs = cfg.trainer.epochs
+    steps_per_epoch = math.ceil(len(train_dl) / cfg.trainer.grad_accum_steps)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, steps_per_epoch, epochs)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    # -- resume from the latest checkpoint, or start
+    ckpts = CheckpointManager(run.child(rundir.CHECKPOINTS), keep=cfg.trainer.keep_checkpoints)
+    pointer = ckpts.latest()
+    state: dict[str, Any] = {
+        "epoch": 0,  # epochs finished
+        "batches_done": 0,  # micro-batches of the unfinished epoch (after a stop signal)
+        "train_sums": [0.0, 0.0, 0.0],  # loss x samples, correct, samples of that epoch
+        "step": 0,  # optimizer steps
+        "best_val_accuracy": -1.0,
+        "best_epoch": None,
+        "epochs_since_best": 0,
+        "stopped_early": False,
+        "skipped_steps": 0,
+        "history": [],
+        "resumes": [],
+    }
+    if pointer is not None:
+        saved = ckpts.load(pointer)
+        accelerator.unwrap_model(model).load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if accelerator.scaler is not None and saved["scaler"] is not None:
+            accelerator.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        state.update(saved["train_state"])
+        state["resumes"].append(
+            {"epoch": state["epoch"], "batches_done": state["batches_done"], "at": now()}
+        )
+        log.info("resuming %s from %s (epoch %d)", run.uri, pointer["path"], state["epoch"])
+
+    def save_checkpoint(is_best: bool) -> None:
+        if main:
+            ckpts.save(
+                {
+                    "model": accelerator.unwrap_model(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
+                    "rng": rng_state(),
+                    "train_state": state,
+                    "epoch": state["epoch"],
+                    "config": config,
+                    "classes": data.classes,
+                },
+                step=state["step"],
+                is_best=is_best,
+            )
+        accelerator.wait_for_everyone()
+
+    tracker = None
+    if main:
+        tracker = Tracker(run, cfg.get("logger"), cfg.name, config)
+        run.write_text(rundir.CONFIG, OmegaConf.to_yaml(config))
+        rundir.write_metrics(run, state["history"])
+        # A fresh result.json per attempt: what earlier attempts did lives in "resumes".
+        run.write_json(
+            rundir.RESULT,
+            dict(
+                status="running",
+                updated_at=now(),
+                name=cfg.name,
+                run_dir=run.uri,
+                classes=data.classes,
+                skipped_images=data.skipped,
+                epochs_planned=epochs,
+                versions=versions(),
+                resumes=state["resumes"],
+                started_at=now(),
+                devices={
+                    "device": str(accelerator.device),
+                    "num_processes": accelerator.num_processes,
+                    "mixed_precision": cfg.trainer.mixed_precision,
+                },
+            ),
+        )
+
+    # -- the epoch loop
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    num_classes = cfg.data.num_classes
+    with StopRequest() as stop:
+        while state["epoch"] < epochs and not state["stopped_early"]:
+            epoch = state["epoch"]
+            train_dl.set_epoch(epoch)
+            skip = state["batches_done"]
+            batches = accelerator.skip_first_batches(train_dl, skip) if skip else train_dl
+            # After a mid-epoch resume the main process carries the epoch's earlier (global) sums.
+            resumed = state["train_sums"] if main else [0.0, 0.0, 0.0]
+            sums = torch.tensor(resumed, device=accelerator.device)
+            resumed_count = state["train_sums"][2]
+            model.train()
+            epoch_start = time.perf_counter()
+            progress = Progress(
+                batches,
+                total=len(train_dl) - skip,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                every=cfg.trainer.log_every_n_steps,
+                enabled=main,
+            )
+            for i, (images, labels) in enumerate(progress, start=skip + 1):
+                with accelerator.accumulate(model):
+                    logits = model(images)
+                    loss = criterion(logits.float(), labels)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.trainer.grad_clip_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip_norm)
+                    optimizer.step()
+                    if accelerator.sync_gradients:
+                        if accelerator.optimizer_step_was_skipped:
+                            state["skipped_steps"] += 1
+                        else:
+                            scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                n = labels.numel()
+                sums += torch.stack(
+                    [loss.detach() * n, (logits.argmax(1) == labels).sum(), sums.new_tensor(n)]
+                )
+                progress.set(loss=loss.item(), lr=scheduler.get_last_lr()[0])
+                if not accelerator.sync_gradients:
+                    continue
+                state["step"] += 1
+                if _stop_requested(stop, accelerator) and i < len(train_dl):
+                    state.update(
+                        batches_done=i, train_sums=accelerator.reduce(sums, "sum").tolist()
+                    )
+                    save_checkpoint(is_best=False)
+                    raise Interrupted(f"stopped by a signal in epoch {epoch + 1}; checkpoint saved")
+
+            # end of an epoch: reduce, validate, checkpoint, log
+            loss_sum, correct, count = accelerator.reduce(sums, reduction="sum").tolist()
+            epoch_time = time.perf_counter() - epoch_start
+            train_loss = loss_sum / count
+            if not math.isfinite(train_loss):
+                raise InatError(
+                    f"the training loss is {train_loss} in epoch {epoch + 1} "
+                    f"({state['skipped_steps']} steps skipped for overflow so far): the run "
+                    "diverged. Lower optimizer.lr, set trainer.grad_clip_norm, or use bf16; "
+                    "the last good checkpoint is kept."
+                )
+            val = evaluate(model, val_dl, accelerator, num_classes)
+            improved = val.accuracy > state["best_val_accuracy"]
+            state.update(
+                epoch=epoch + 1,
+                batches_done=0,
+                train_sums=[0.0, 0.0, 0.0],
+            )
+            if improved:
+                state.update(
+                    best_val_accuracy=val.accuracy, best_epoch=epoch + 1, epochs_since_best=0
+                )
+            else:
+                state["epochs_since_best"] += 1
+            patience = cfg.trainer.early_stopping_patience
+            state["stopped_early"] = bool(patience and state["epochs_since_best"] >= patience)
+            row = {
+                "epoch": epoch + 1,
+                "step": state["step"],
+                "train_loss": train_loss,
+                "train_accuracy": correct / count,
+                "val_loss": val.loss,
+                "val_accuracy": val.accuracy,
+                "lr": scheduler.get_last_lr()[0],
+                "epoch_time": epoch_time,
+                "images_per_sec": (count - resumed_count) / epoch_time,
+                "skipped_steps": state["skipped_steps"],
+            }
+            state["history"].append(row)
+            save_checkpoint(is_best=improved)
+            if main:
+                tracker.log_epoch(state["history"])
+                log.info(
+                    "epoch %d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f "
+                    "(%.1fs, %.0f img/s)",
+                    epoch + 1,
+                    epochs,
+                    train_loss,
+                    row["train_accuracy"],
+                    val.loss,
+                    val.accuracy,
+                    epoch_time,
+                    row["images_per_sec"],
+                )
+            if state["stopped_early"]:
+                log.info("early stop: no better validation accuracy for %d epochs", patience)
+            if _stop_requested(stop, accelerator) and state["epoch"] < epochs:
+                raise Interrupted(f"stopped by a signal after epoch {epoch + 1}; checkpoint saved")
+
+    # -- test the best checkpoint
+    best = ckpts.load(ckpts.best())
+    accelerator.unwrap_model(model).load_state_dict(best["model"])
+    test = evaluate(model, test_dl, accelerator, num_classes)
+    result = {
+        "epochs": state["epoch"],
+        "stopped_early": state["stopped_early"],
+        "best_epoch": state["best_epoch"],
+        "best_val_accuracy": state["best_val_accuracy"],
+        "final": state["history"][-1] if state["history"] else None,
+        "test": {
+            "loss": test.loss,
+            "accuracy": test.accuracy,
+            "per_class_accuracy": test.per_class_accuracy(data.classes),
+            "confusion_matrix": test.confusion,
+        },
+        "skipped_steps": state["skipped_steps"],
+        "train_seconds": sum(row["epoch_time"] for row in state["history"]),
+        "wall_seconds_last_attempt": time.perf_counter() - started,
+        "finished_at": now(),
+    }
+    if main:
+        _mark(run, "done", **result)
+        tracker.finish(
+            {"test_accuracy": test.accuracy, "best_val_accuracy": state["best_val_accuracy"]},
+            exit_code=0,
+        )
+        log.info(
+            "done: best val_acc=%.4f (epoch %s), test_acc=%.4f -> %s",
+            state["best_val_accuracy"],
+            state["best_epoch"],
+            test.accuracy,
+            run.uri,
+        )
+    accelerator.wait_for_everyone()
+    return run.read_json(rundir.RESULT)

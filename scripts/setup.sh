@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install inat with its test tools into it.
+#   bash scripts/setup.sh            # then: source .venv/bin/activate
+# PYTHON picks the interpreter (default: python3, which must be 3.10 or newer).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-python3}
+
+if [[ ! -x .venv/bin/python ]]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"

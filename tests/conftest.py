@@ -1,0 +1,77 @@
+"""Fixtures shared by every test folder: a real S3 server (moto_server), a job's AWS
+environment with fake credentials, buckets, and default storage settings."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from s3server import S3Server
+
+from inat.storage import configure
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "FAKE-secret-key-7c1e-MUST-NOT-LEAK",
+    "AWS_SESSION_TOKEN": "FAKE-session-token-94bd-MUST-NOT-LEAK",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One moto_server for the whole test session."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_server: S3Server) -> dict[str, str]:
+    """The environment of a job that uses the test server: fake credentials, nothing else.
+
+    Every AWS_* variable of the calling shell is dropped, and AWS config files and
+    instance metadata are turned off, so a developer's own AWS setup never leaks in.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    env = {
+        **FAKE_CREDENTIALS,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def default_storage_settings() -> Iterator[None]:
+    """Each test starts and ends with the default storage settings."""
+    configure(None)
+    yield
+    configure(None)
+
+
+@pytest.fixture
+def s3_client(aws_env: dict[str, str]):
+    """A boto3 client on the test server, to set up and inspect what the code under test sees."""
+    return boto3.session.Session().client("s3")
+
+
+@pytest.fixture
+def s3_bucket(s3_client) -> Iterator[str]:
+    """A new, empty bucket on the test server; removed with its objects afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3_client.delete_object(Bucket=name, Key=item["Key"])
+    s3_client.delete_bucket(Bucket=name)

@@ -1,0 +1,63 @@
+"""The `inat` command: help, bad overrides failing early with exit code 65, multirun points."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.runs import TINY, location, run_inat
+
+
+def test_help_lists_the_commands(tmp_path):
+    done = run_inat(tmp_path, "--help")
+    assert done.returncode == 0
+    assert "train" in done.stdout and "data" in done.stdout and "65" in done.stdout
+
+
+def test_train_help_lists_config_groups(tmp_path):
+    done = run_inat(tmp_path, "train", "--help")
+    assert done.returncode == 0
+    for group in ("data:", "model:", "optimizer:", "experiment:"):
+        assert group in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.activation=swish", "model.activation='swish' is not allowed"),
+        ("model.filters=[8,16,16,32]", "model.filters"),
+        ("data.image_size=16", "data.image_size=16"),
+        ("trainer.mixed_precision=fp8", "trainer.mixed_precision='fp8'"),
+        ("data.batch_size=15", "data.batch_size=15"),
+        ("no_such_key=1", "no_such_key"),
+        ("model=no_such_model", "no_such_model"),
+    ],
+)
+def test_bad_overrides_fail_before_any_data_is_touched(tmp_path, override, message):
+    done = run_inat(
+        tmp_path, "train", *TINY, *location(tmp_path), "trainer.grad_accum_steps=2", override
+    )
+    assert done.returncode == 65, done.stderr
+    assert message in done.stderr + done.stdout
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_multirun_trains_each_point_in_its_own_run_directory(tmp_path):
+    done = run_inat(
+        tmp_path,
+        "train",
+        "-m",
+        *TINY,
+        *location(tmp_path),
+        "trainer.epochs=1",
+        "model.dropout=0.0,0.1",
+    )
+    assert done.returncode == 0, done.stderr
+    points = sorted((tmp_path / "out" / "default").iterdir())
+    assert [p.name.split("-")[0] for p in points] == ["000", "001"]
+    assert "model.dropout=0.1" in points[1].name
+    for point in points:
+        result = json.loads((point / "result.json").read_text())
+        assert result["status"] == "done"
+        assert result["epochs"] == 1

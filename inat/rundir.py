@@ -42,6 +42,16 @@ def redact(obj: Any) -> Any:
     return obj
 
 
+def redact_overrides(args: list[str]) -> list[str]:
+    """Command-line arguments with the values of secret-looking `key=value` overrides hidden."""
+    return [
+        f"{arg.split('=', 1)[0]}={REDACTED}"
+        if "=" in arg and _SECRET_KEY.search(arg.split("=", 1)[0])
+        else redact(arg)
+        for arg in args
+    ]
+
+
 def write_metrics(storage: Storage, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl from the whole history (object stores cannot append)."""
     storage.write_text(METRICS, "".join(json.dumps(row) + "\n" for row in history))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from typing import Any
 
 from omegaconf import DictConfig
 
-from inat.rundir import write_metrics
+from inat.rundir import redact_overrides, write_metrics
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,19 @@ def wandb_run_id(run_uri: str) -> str:
     return hashlib.sha1(run_uri.encode()).hexdigest()[:16]
 
 
+def wandb_names(config: dict[str, Any], group: str | None) -> tuple[str | None, str]:
+    """The W&B group and run name of a run, from its resolved config.
+
+    A sweep point (run_dir = output/name/<point>) is named after its point folder and
+    grouped by the sweep's name unless `group` is set; a single run is named `name`.
+    """
+    sweep_dir = f"{str(config['output']).rstrip('/')}/{config['name']}"
+    parent, _, folder = str(config["run_dir"]).rstrip("/").rpartition("/")
+    if parent == sweep_dir:
+        return group or config["name"], folder
+    return group, config["name"]
+
+
 class Tracker:
     """Records one row per epoch and the final summary; call only on the main process."""
 
@@ -26,7 +40,6 @@ class Tracker:
         self,
         run: Storage,
         wandb_cfg: DictConfig | None,
-        name: str,
         config: dict[str, Any],
     ) -> None:
         self.run = run
@@ -34,16 +47,22 @@ class Tracker:
         if wandb_cfg is not None:
             import wandb
 
-            self.wandb = wandb.init(
-                project=wandb_cfg.project,
-                entity=wandb_cfg.entity,
-                group=wandb_cfg.group,
-                tags=list(wandb_cfg.tags),
-                name=name,
-                id=wandb_run_id(run.uri),
-                resume="allow",
-                config=config,
-            )
+            group, run_name = wandb_names(config, wandb_cfg.group)
+            # wandb records the command line; an override may carry a secret.
+            argv, sys.argv = sys.argv, redact_overrides(sys.argv)
+            try:
+                self.wandb = wandb.init(
+                    project=wandb_cfg.project,
+                    entity=wandb_cfg.entity,
+                    group=group,
+                    tags=list(wandb_cfg.tags),
+                    name=run_name,
+                    id=wandb_run_id(run.uri),
+                    resume="allow",
+                    config=config,
+                )
+            finally:
+                sys.argv = argv
 
     def log_epoch(self, history: list[dict[str, Any]]) -> None:
         """Publish the metrics of every epoch so far; the last row is the new one."""

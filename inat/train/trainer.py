@@ -198,7 +198,7 @@ def _fit(
 
     tracker = None
     if main:
-        tracker = Tracker(run, cfg.get("logger"), cfg.name, config)
+        tracker = Tracker(run, cfg.get("logger"), config)
         run.write_text(rundir.CONFIG, OmegaConf.to_yaml(config))
         rundir.write_metrics(run, state["history"])
         # A fresh result.json per attempt: what earlier attempts did lives in "resumes".

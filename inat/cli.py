@@ -109,6 +109,10 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.index is not None:
         run_point(job, args.index, args.overrides)
         return ExitCode.OK
+    if args.launcher == "slurm":
+        from inat.slurm import run_sweep
+
+        return run_sweep(args.job, args.overrides)
     summary = run_all(job, args.overrides)
     if summary and summary["counts"].get("done", 0) < len(summary["points"]):
         log.error("not every point is done: %s", summary["counts"])
@@ -274,6 +278,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this point (0-based), e.g. $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID",
     )
     sweep.add_argument("--list", action="store_true", help="print the points and exit")
+    sweep.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: every point here, one after another (default); slurm: one Slurm array "
+        "job, hydra.launcher.* overrides set its resources (see slurm/sweep.sh)",
+    )
     sweep.set_defaults(run=_sweep)
     data = commands.add_parser("data", help="manage data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
@@ -300,7 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train_command(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse ends `inat sweep`'s overrides at its first option: `JOB --index 3 a=b`
+        # leaves a=b over. Anything else left over is a mistake.
+        if args.command != "sweep" or any(arg.startswith("-") for arg in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -17,9 +17,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from inat import rundir
-from inat.errors import ConfigError
+from inat.errors import ConfigError, InatError, Interrupted
 from inat.results.status import MANIFEST, write_summary
-from inat.storage import Storage, open_storage
+from inat.storage import Storage, configure, open_storage
 from inat.sweep import Point, expand
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ def compose_point(job: dict[str, Any], point: Point, overrides: Sequence[str]) -
 
 def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
     """The folder holding the sweep's points, manifest and summary."""
-    cfg = compose_point(job, expand(job)[0], overrides)
+    # Without the swept values: a point whose values do not compose must fail alone.
+    base = Point(0, "", (), tuple(str(o) for o in job.get("overrides") or ()))
+    cfg = compose_point(job, base, overrides)
+    configure(cfg.storage)
     return open_storage(f"{cfg.output}/{job['name']}")
 
 
@@ -69,10 +72,19 @@ def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -
     storage.write_json(MANIFEST, manifest)
 
 
+def mark_failed(run: Storage, error: str) -> None:
+    """Record the run in `run` as failed with `error`, unless its result.json already says it
+    is done or failed (the trainer's own error is the more precise one)."""
+    result = run.read_json(rundir.RESULT) if run.exists(rundir.RESULT) else {}
+    if result.get("status") not in ("done", "failed"):
+        run.write_json(rundir.RESULT, {**result, "status": "failed", "error": error})
+
+
 def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict[str, Any]:
     """Train point `index` of the job (resuming it if it has a checkpoint).
 
-    A point whose overrides do not compose is recorded as failed in its run directory.
+    A point that fails before training (its overrides do not compose, a value is not
+    allowed) is recorded as failed in its run directory.
     """
     from inat.train import train
 
@@ -88,9 +100,18 @@ def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict
         cfg = compose_point(job, point, overrides)
     except HydraException as e:
         error = f"point {point.name}: {e}"
-        storage.child(point.name).write_json(rundir.RESULT, {"status": "failed", "error": error})
+        mark_failed(storage.child(point.name), error)
         raise ConfigError(error) from e
-    return train(cfg)
+    try:
+        return train(cfg)
+    except Interrupted:
+        raise
+    except Exception as e:
+        try:
+            mark_failed(storage.child(point.name), f"{type(e).__name__}: {e}")
+        except (InatError, OSError) as unrecorded:
+            log.warning("could not record the failure of %s: %s", point.name, unrecorded)
+        raise
 
 
 def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:

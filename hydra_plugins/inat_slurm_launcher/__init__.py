@@ -1,0 +1,1 @@
+"""inat's Hydra launcher for Slurm sweeps (Hydra finds launchers only in `hydra_plugins`)."""

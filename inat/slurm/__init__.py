@@ -1,0 +1,17 @@
+"""Sweeps on Slurm: `sbatch slurm/sweep.sh JOB` runs `inat sweep JOB --launcher slurm`.
+
+The controller (a one-CPU job) runs a Hydra multirun over the indices of the job's points
+with the submitit Slurm launcher: one array job, one task per point. Each task trains its
+point in a child process (on the host or in the container image) and, when Slurm warns of a
+time limit or preemption, lets the point checkpoint and requeues itself; the requeued task
+resumes the point. When every task has ended, the controller writes the sweep's summary.
+
+    controller.py   run_sweep: freeze the job, submit the points not done, wait, summarize
+    hydra_plugins/inat_slurm_launcher: the Hydra launcher, submitit's, waiting for every task
+    task.py         one array task: the point's process, its outcome, the requeue
+    command.py      the point's command line: host or container, one or more processes
+"""
+
+from inat.slurm.controller import run_sweep
+
+__all__ = ["run_sweep"]

@@ -1,0 +1,142 @@
+"""The controller of a Slurm sweep (`inat sweep JOB --launcher slurm`, run by slurm/sweep.sh).
+
+1. Expand the job into its points, write the manifest, keep the points not done yet.
+2. Compose the controller's config (configs/slurm_sweep.yaml and the hydra.* overrides) and
+   freeze the job file into its log folder, so that a requeued task reads the job as it was.
+3. Run a Hydra multirun over those points' indices with the Slurm launcher: one array job.
+4. When every task has ended, record a point whose task died without a word as failed,
+   then write summary.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from inat import rundir
+from inat.errors import ConfigError, ExitCode
+from inat.launch import mark_failed, sweep_storage, write_manifest
+from inat.results.status import write_summary
+from inat.slurm.command import Container
+from inat.slurm.task import run_task
+from inat.storage import Storage
+from inat.sweep import Point, expand, load_job, override_value
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "slurm_sweep"
+FROZEN_JOB = "job.yaml"
+_CONTROLLER_PREFIXES = ("hydra.", "hydra/")
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the overrides of every point, the controller's own: those of hydra.* and hydra/*)."""
+    controller = [o for o in overrides if o.lstrip("+~").startswith(_CONTROLLER_PREFIXES)]
+    return [o for o in overrides if o not in controller], controller
+
+
+@hydra.main(config_path="pkg://inat.configs", config_name=CONFIG_NAME, version_base="1.3")
+def _multirun(cfg: DictConfig) -> dict[str, Any]:
+    return run_task(cfg)
+
+
+def _status(run: Storage) -> str | None:
+    """The status in a run directory's result.json (None before there is one)."""
+    return run.read_json(rundir.RESULT).get("status") if run.exists(rundir.RESULT) else None
+
+
+def controller_config(name: str, overrides: Sequence[str]) -> DictConfig:
+    """The controller's composed config, hydra node included; bad hydra.* overrides fail here,
+    before anything is submitted."""
+    try:
+        with initialize_config_module("inat.configs", version_base="1.3"):
+            cfg = compose(CONFIG_NAME, [f"name={name}", *overrides], return_hydra_config=True)
+    except HydraException as e:
+        raise ConfigError(
+            f"the controller's overrides do not compose: {e}. The launcher's keys are in "
+            "configs/hydra/launcher/slurm.yaml"
+        ) from e
+    Container.from_config(cfg.hydra.launcher.container)
+    return cfg
+
+
+def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
+    """Run every point of the job not done yet as one Slurm array job; wait; summarize.
+
+    Returns OK when every point is done, FAILURE otherwise (summary.json says which and why).
+    """
+    job = load_job(job_file)
+    points = expand(job)
+    point_overrides, controller_overrides = split_overrides(overrides)
+    log_dir = Path(controller_config(job["name"], controller_overrides).hydra.sweep.dir).absolute()
+    try:
+        storage = sweep_storage(job, point_overrides)
+    except HydraException as e:
+        raise ConfigError(f"the overrides do not compose: {e}") from e
+    if job.get("sweep"):
+        write_manifest(storage, job, points)
+        runs = {p.index: storage.child(p.name) for p in points}
+    else:
+        runs = {0: storage}
+    todo = [p for p in points if _status(runs[p.index]) != "done"]
+    log.info("%s: %d point(s), %d to run", job["name"], len(points), len(todo))
+    if todo:
+        _multirun_points(job, todo, point_overrides, controller_overrides, log_dir)
+        _record_silent_ends(todo, runs, log_dir)
+    if job.get("sweep"):
+        summary = write_summary(storage)
+        log.info("%s/summary.json: %s", storage.uri, summary["counts"])
+    done = all(_status(run) == "done" for run in runs.values())
+    return ExitCode.OK if done else ExitCode.FAILURE
+
+
+def _multirun_points(
+    job: dict[str, Any],
+    todo: list[Point],
+    point_overrides: list[str],
+    controller_overrides: list[str],
+    log_dir: Path,
+) -> None:
+    """Freeze the job into `log_dir`, then run the Hydra multirun of the `todo` points."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    frozen = log_dir / FROZEN_JOB
+    frozen.write_text(yaml.safe_dump({"job": job}, sort_keys=False))
+    args = [
+        "--multirun",
+        f"name={job['name']}",
+        f"job_file={override_value(str(frozen))}",
+        f"overrides={override_value(point_overrides)}",
+        f"point={','.join(str(p.index) for p in todo)}",
+        *controller_overrides,
+        f"hydra.sweep.dir={override_value(str(log_dir))}",
+    ]
+    argv = sys.argv
+    sys.argv = ["inat sweep", *args]
+    try:
+        _multirun()
+    except SystemExit as e:
+        # Hydra exits when a task ended without a result; the run directories tell more.
+        log.error("the multirun ended with exit code %s", e.code)
+    finally:
+        sys.argv = argv
+
+
+def _record_silent_ends(todo: list[Point], runs: dict[int, Storage], log_dir: Path) -> None:
+    """Mark failed the points whose task ended without a word in their run directory."""
+    for position, point in enumerate(todo):  # the array task's index is the position
+        if _status(runs[point.index]) in (None, "running"):
+            logs = sorted(log_dir.glob(f".submitit/*_{position}")) or [log_dir / ".submitit"]
+            mark_failed(
+                runs[point.index],
+                "its Slurm task ended without finishing it (out of memory? a node failure? "
+                f"scancel?); its logs: {logs[-1]}",
+            )

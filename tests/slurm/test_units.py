@@ -1,0 +1,109 @@
+"""The parts of the Slurm path that need no cluster: the point's command line (host,
+container, several GPUs), the split of overrides, the controller's config and its checks,
+and shellcheck on the scripts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers.runs import run_inat
+from helpers.slurm import REPO
+
+from inat.errors import ConfigError
+from inat.slurm.command import Container, point_command, processes_per_point
+from inat.slurm.controller import controller_config, split_overrides
+
+SCRIPTS = [*sorted((REPO / "slurm").glob("*.sh")), REPO / "scripts" / "slurm-cluster.sh"]
+
+
+def test_a_point_runs_inat_sweep_on_the_hosts_python_by_default():
+    command = point_command("/logs/job.yaml", 3, ["output=s3://b/runs"], 1, Container())
+    assert command == [
+        *(sys.executable, "-m", "inat", "sweep", "--index", "3", "/logs/job.yaml"),
+        "output=s3://b/runs",
+    ]
+
+
+def test_a_point_with_several_gpus_runs_one_process_per_gpu_under_accelerate_launch():
+    assert processes_per_point(None) == processes_per_point(0) == 1
+    command = point_command("job.yaml", 0, [], processes_per_point(4), Container())
+    launch = command[: command.index("inat")]
+    assert launch[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert launch[launch.index("--num_processes") + 1] == "4"
+    assert command[command.index("inat") :] == ["inat", "sweep", "--index", "0", "job.yaml"]
+
+
+def test_a_container_image_runs_the_point_with_apptainer_exec_nv_and_the_folders_bound():
+    container = Container.from_config(
+        {"image": "/images/inat.sif", "engine": "apptainer", "mounts": ["/scratch/data"]}
+    )
+    command = point_command(
+        "/logs/job.yaml", 1, ["x=1"], 1, container, ["/home/me/sweeps", "/logs"]
+    )
+    assert command == [
+        *("apptainer", "exec", "--nv", "--bind", "/home/me/sweeps,/logs,/scratch/data"),
+        *("/images/inat.sif", "python", "-m", "inat", "sweep", "--index", "1", "/logs/job.yaml"),
+        "x=1",
+    ]
+
+
+def test_an_unknown_container_engine_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"hydra.launcher.container.engine='docker'"):
+        Container.from_config({"image": "inat.sif", "engine": "docker"})
+
+
+def test_hydra_overrides_go_to_the_controller_and_the_others_to_every_point():
+    points, controller = split_overrides(
+        [
+            "output=s3://b",
+            "hydra.launcher.partition=gpu",
+            "+hydra.launcher.x=1",
+            "model.dropout=0.1",
+        ]
+    )
+    assert points == ["output=s3://b", "model.dropout=0.1"]
+    assert controller == ["hydra.launcher.partition=gpu", "+hydra.launcher.x=1"]
+
+
+def test_the_controller_config_names_the_array_job_and_log_folder_after_the_sweep():
+    cfg = controller_config("demo", ["hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher.name == "inat-demo"
+    assert launcher.partition == "gpu"
+    assert launcher.signal_delay_s > 0 and launcher.max_num_timeout > 0
+    assert str(cfg.hydra.sweep.dir).startswith("logs/sweeps/demo/")
+
+
+def test_a_misspelt_launcher_key_fails_before_anything_is_submitted():
+    with pytest.raises(ConfigError, match=r"partiton.*configs/hydra/launcher/slurm.yaml"):
+        controller_config("demo", ["hydra.launcher.partiton=gpu"])
+
+
+def test_inat_sweep_on_slurm_refuses_a_bad_launcher_key_before_it_writes_anything(tmp_path):
+    done = run_inat(
+        tmp_path,
+        "sweep",
+        str(REPO / "jobs" / "demo_sweep.yaml"),
+        "--launcher",
+        "slurm",
+        "hydra.launcher.partiton=gpu",
+        f"output={tmp_path}/out",
+    )
+    assert done.returncode == 65, done.stderr
+    assert "hydra.launcher.partiton" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_the_slurm_scripts_pass_shellcheck(script):
+    if not shutil.which("shellcheck"):
+        reason = "shellcheck is not installed: bash scripts/install-slurm.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"this test must run in CI: {reason}")
+        pytest.skip(reason)
+    done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout

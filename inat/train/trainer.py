@@ -115,6 +115,27 @@ def _per_process_batch(cfg: DictConfig, accelerator: Accelerator) -> int:
     return cfg.data.batch_size // parts
 
 
+# What a checkpoint's weights depend on: resuming with other values cannot load them.
+_ARCHITECTURE_KEYS = ("model", "data.image_size", "data.num_classes")
+
+
+def _check_same_architecture(saved: dict[str, Any], current: dict[str, Any], uri: str) -> None:
+    """Raise ConfigError naming the keys whose values differ from the checkpoint's config."""
+
+    def value(config: dict[str, Any], key: str) -> Any:
+        for part in key.split("."):
+            config = config.get(part, {})
+        return config
+
+    changed = [key for key in _ARCHITECTURE_KEYS if value(saved, key) != value(current, key)]
+    if changed:
+        diffs = "; ".join(f"{k}: {value(saved, k)} -> {value(current, k)}" for k in changed)
+        raise ConfigError(
+            f"{uri} holds a checkpoint of another model ({diffs}). Resume with the config "
+            "it was started with, or train into another run_dir (name=... or output=...)."
+        )
+
+
 def _stop_requested(stop: StopRequest, accelerator: Accelerator) -> bool:
     """Whether any process got a stop signal; all processes agree, so they stop together."""
     if accelerator.num_processes == 1:
@@ -165,6 +186,7 @@ def _fit(
     }
     if pointer is not None:
         saved = ckpts.load(pointer)
+        _check_same_architecture(saved["config"], config, run.uri)
         accelerator.unwrap_model(model).load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])

@@ -37,7 +37,7 @@ def test_batch_norm_follows_each_conv(make_scratch):
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert [n.num_features for n in norms] == [c.out_channels for c in convs]
     assert all(c.bias is None for c in convs)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in make_scratch().modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in make_scratch(batch_norm=False).modules())
 
 
 def test_param_groups_hold_every_parameter(make_scratch):

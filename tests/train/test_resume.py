@@ -73,3 +73,12 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     assert again.returncode == 0
     assert "already done" in again.stderr + again.stdout
     assert result_path.read_text() == before
+
+
+def test_resuming_with_another_model_config_fails_clearly(tmp_path):
+    killed = run_until(tmp_path, PLAIN, f"epoch 1/{EPOCHS} train_loss", signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    other = run_inat(tmp_path, *PLAIN, *location(tmp_path), "model.dense_neurons=64")
+    assert other.returncode == 65
+    out = other.stdout + other.stderr
+    assert "holds a checkpoint of another model" in out and "dense_neurons" in out

@@ -5,6 +5,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+bash scripts/install-slurm.sh
+bash scripts/install-helm.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest "$@"

@@ -1,0 +1,130 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "inat.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The full name of the release's resources. Kept to 52 characters: the Job controller
+names pods JOB-INDEX-xxxxx and labels them with the Job's name (63 at most).
+*/}}
+{{- define "inat.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Chart name and version, for the helm.sh/chart label. */}}
+{{- define "inat.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that identify the release's pods. */}}
+{{- define "inat.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "inat.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of every resource. */}}
+{{- define "inat.labels" -}}
+helm.sh/chart: {{ include "inat.chart" . }}
+{{ include "inat.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: {{ ternary "sweep" "training-run" (include "inat.isSweep" . | eq "true") }}
+app.kubernetes.io/part-of: inat
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The ServiceAccount of the pods; empty: the namespace's default. */}}
+{{- define "inat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "inat.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The image reference: a digest when given, else the tag (default: appVersion). */}}
+{{- define "inat.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the job is a sweep (an Indexed Job), as inat.sweep.expand decides. */}}
+{{- define "inat.isSweep" -}}
+{{- not (empty .Values.job.sweep) -}}
+{{- end -}}
+
+{{/*
+The number of points, as inat.sweep.expand counts them: 1 for a single run; a grid has
+one point per combination of the swept values; random draws num_points of them at most.
+*/}}
+{{- define "inat.points" -}}
+{{- $sweep := .Values.job.sweep -}}
+{{- if empty $sweep -}}
+1
+{{- else -}}
+{{- $points := 1 -}}
+{{- range $key, $values := $sweep.params -}}
+{{- $points = mul $points (len $values) -}}
+{{- end -}}
+{{- if eq (default "grid" $sweep.strategy) "random" -}}
+{{- $points = min $points (int $sweep.num_points) -}}
+{{- end -}}
+{{- $points -}}
+{{- end -}}
+{{- end -}}
+
+{{/* GPUs of one pod: resources' nvidia.com/gpu limit (or request). */}}
+{{- define "inat.gpus" -}}
+{{- $resources := .Values.resources | default dict -}}
+{{- $limit := index ($resources.limits | default dict) "nvidia.com/gpu" -}}
+{{- $request := index ($resources.requests | default dict) "nvidia.com/gpu" -}}
+{{- int (default $request $limit | default 0) -}}
+{{- end -}}
+
+{{/*
+The container's command line, as JSON: `inat sweep` on the job file, for one point of a
+sweep ($(JOB_COMPLETION_INDEX)), under `accelerate launch` with one process per GPU
+when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in args.
+*/}}
+{{- define "inat.commandLine" -}}
+{{- $gpus := include "inat.gpus" . | int -}}
+{{- $command := list "inat" -}}
+{{- if gt $gpus 1 -}}
+{{- $command = list "accelerate" "launch" "--multi_gpu" "--num_processes" (toString $gpus) "-m" "inat" -}}
+{{- end -}}
+{{- $args := list "sweep" -}}
+{{- if eq (include "inat.isSweep" .) "true" -}}
+{{- $args = concat $args (list "--index" "$(JOB_COMPLETION_INDEX)") -}}
+{{- end -}}
+{{- /* --index goes before the job file: `inat sweep` reads no overrides after an option. */ -}}
+{{- $args = append $args "/etc/inat/job.yaml" -}}
+{{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://BUCKET/runs" .Values.output -}}
+{{- $overrides := list (printf "output=%s" $output) "data.cache_dir=/cache" -}}
+{{- with .Values.data.source -}}
+{{- $overrides = append $overrides (printf "data.source=%s" .) -}}
+{{- end -}}
+{{- if .Values.wandb.enabled -}}
+{{- $overrides = append $overrides "logger=wandb" -}}
+{{- with .Values.wandb.project -}}
+{{- $overrides = append $overrides (printf "logger.project=%s" .) -}}
+{{- end -}}
+{{- with .Values.wandb.entity -}}
+{{- $overrides = append $overrides (printf "logger.entity=%s" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range concat $overrides (.Values.overrides | default list) -}}
+{{- $args = append $args (replace "$" "$$" .) -}}
+{{- end -}}
+{{- dict "command" $command "args" $args | toJson -}}
+{{- end -}}

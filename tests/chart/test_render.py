@@ -1,0 +1,325 @@
+"""What the chart renders: lint-clean, valid for the newest Kubernetes versions, and the
+batch features a training run or sweep needs (retries, exit codes, GPUs, credentials,
+volumes, security)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inat.errors import ExitCode
+
+from .helm import (
+    CHART,
+    CI_VALUES,
+    JOB_FILES,
+    KUBERNETES_VERSIONS,
+    OUTPUT,
+    container,
+    env_of,
+    helm,
+    lint,
+    one,
+    render,
+)
+from .pod import expand_refs
+
+DEMO = next(p for p in JOB_FILES if p.name == "demo_sweep.yaml")
+SMOKE = next(p for p in JOB_FILES if p.name == "smoke.yaml")
+VALUE_SETS = [*JOB_FILES, *CI_VALUES]
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
+def test_ci_value_sets_exist():
+    assert {p.name for p in CI_VALUES} >= {
+        "single-run-secret-values.yaml",
+        "sweep-irsa-values.yaml",
+        "multi-gpu-values.yaml",
+    }
+
+
+@pytest.mark.parametrize("values_file", VALUE_SETS, ids=_ids(VALUE_SETS))
+def test_helm_lint_is_clean(values_file):
+    done = lint([values_file])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered_value_sets(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], int]:
+    """Every value set rendered into a file, and how many resources they hold."""
+    folder = tmp_path_factory.mktemp("rendered")
+    files, resources = [], 0
+    for number, values_file in enumerate(VALUE_SETS):
+        manifests = render([values_file])
+        resources += len(manifests)
+        files.append(folder / f"{number}-{values_file.stem}.yaml")
+        files[-1].write_text(yaml.safe_dump_all(manifests))
+    return files, resources
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_validate_strict_passes_every_value_set(version, rendered_value_sets):
+    files, resources = rendered_value_sets
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    done = subprocess.run(
+        [validate, "--strict", "--kubernetes-version", version, *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (done.stdout + done.stderr).count(" passed for resource ") == resources
+
+
+def test_a_single_run_is_a_job_that_fails_at_once_on_bad_config():
+    manifests = render([SMOKE], {"backoffLimit": 5})
+    spec = one(manifests, "Job")["spec"]
+    assert spec["completions"] == 1
+    assert spec["parallelism"] == 1
+    assert spec["backoffLimit"] == 5
+    assert "completionMode" not in spec
+    assert "--index" not in container(manifests)["args"]
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "inat",
+                "operator": "In",
+                "values": [int(ExitCode.BAD_INPUT)],
+            },
+        },
+    ]
+
+
+def test_a_sweep_is_one_indexed_job_with_per_point_retries():
+    manifests = render(
+        [DEMO],
+        {"parallelism": 3, "backoffLimitPerIndex": 2, "maxFailedIndexes": 1},
+    )
+    spec = one(manifests, "Job")["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == 4
+    assert spec["parallelism"] == 3
+    assert spec["backoffLimitPerIndex"] == 2
+    assert spec["maxFailedIndexes"] == 1
+    assert "backoffLimit" not in spec
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[1]["action"] == "FailIndex"
+    assert rules[1]["onExitCodes"]["values"] == [int(ExitCode.BAD_INPUT)]
+    # Interrupted (75) and killed pods fall through to the default: retried, counted.
+    assert ExitCode.RETRY not in rules[1]["onExitCodes"]["values"]
+    args = container(manifests)["args"]
+    assert args[:4] == ["sweep", "--index", "$(JOB_COMPLETION_INDEX)", "/etc/inat/job.yaml"]
+    index_env = env_of(manifests)["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]
+    assert (
+        index_env["fieldPath"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
+
+
+def test_parallelism_and_failed_points_are_capped_by_the_number_of_points():
+    spec = one(render([DEMO], {"parallelism": 50, "maxFailedIndexes": 10}), "Job")["spec"]
+    assert spec["parallelism"] == 4
+    assert spec["maxFailedIndexes"] == 4
+
+
+def test_job_limits_come_from_values():
+    spec = one(
+        render([DEMO], {"activeDeadlineSeconds": 7200, "ttlSecondsAfterFinished": 60}), "Job"
+    )["spec"]
+    assert spec["activeDeadlineSeconds"] == 7200
+    assert spec["ttlSecondsAfterFinished"] == 60
+    spec = one(render([DEMO], {"ttlSecondsAfterFinished": None}), "Job")["spec"]
+    assert "activeDeadlineSeconds" not in spec
+    assert "ttlSecondsAfterFinished" not in spec
+
+
+def test_the_pod_is_locked_down_and_writes_only_to_its_volumes():
+    manifests = render([DEMO], {"shmSize": "12Gi", "terminationGracePeriodSeconds": 900})
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    main = container(manifests)
+    assert pod["restartPolicy"] == "Never"
+    assert pod["terminationGracePeriodSeconds"] == 900
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert main["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in main["volumeMounts"]}
+    assert mounts["/dev/shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "12Gi"}
+    assert "emptyDir" in mounts["/tmp"]
+    assert "emptyDir" in mounts["/cache"]
+    assert (
+        mounts["/etc/inat"]["configMap"]["name"] == one(manifests, "ConfigMap")["metadata"]["name"]
+    )
+    env = env_of(manifests)
+    assert env["HOME"]["value"] == "/tmp"
+    assert main["workingDir"] == "/tmp"
+    assert "data.cache_dir=/cache" in main["args"]
+
+
+def test_a_shared_cache_claim_replaces_the_pods_own_cache():
+    manifests = render([DEMO], {"data": {"cache": {"existingClaim": "inat-cache"}}})
+    volumes = {v["name"]: v for v in one(manifests, "Job")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["cache"] == {
+        "name": "cache",
+        "persistentVolumeClaim": {"claimName": "inat-cache"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("resources", "processes"),
+    [
+        ({"limits": {"nvidia.com/gpu": 1}}, 1),
+        ({"limits": {"nvidia.com/gpu": 4}, "requests": {"nvidia.com/gpu": 4}}, 4),
+        ({"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": "2"}}, 2),
+        ({"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": None}}, 1),
+    ],
+)
+def test_several_gpus_run_one_process_each_through_accelerate(resources, processes):
+    manifests = render([DEMO], {"resources": resources, "terminationGracePeriodSeconds": 400})
+    main = container(manifests)
+    env = env_of(manifests)
+    if processes == 1:
+        assert main["command"] == ["inat"]
+        assert "TORCH_ELASTIC_SHUTDOWN_TIMEOUT" not in env
+    else:
+        assert main["command"] == [
+            "accelerate", "launch", "--multi_gpu", "--num_processes", str(processes), "-m", "inat",
+        ]  # fmt: skip
+        # The launcher must leave its workers the grace period to checkpoint.
+        assert int(env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"]["value"]) == 390
+    assert main["args"][0] == "sweep"
+
+
+def test_s3_keys_come_from_an_existing_secret():
+    manifests = render(
+        [SMOKE],
+        {
+            "credentials": {"existingSecret": "inat-s3", "sessionTokenKey": "token"},
+            "s3": {"endpoint": "http://minio.minio:9000", "region": "eu-west-1"},
+        },
+    )
+    env = env_of(manifests)
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
+        "name": "inat-s3",
+        "key": "AWS_ACCESS_KEY_ID",
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "AWS_SECRET_ACCESS_KEY"
+    )
+    assert env["AWS_SESSION_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.minio:9000"
+    assert env["AWS_REGION"]["value"] == "eu-west-1"
+    assert [m["kind"] for m in manifests if m["kind"] == "ServiceAccount"] == []
+    assert "serviceAccountName" not in one(manifests, "Job")["spec"]["template"]["spec"]
+
+
+def test_irsa_uses_a_service_account_and_no_keys():
+    role = "arn:aws:iam::123456789012:role/inat"
+    manifests = render(
+        [SMOKE],
+        {"serviceAccount": {"create": True, "annotations": {"eks.amazonaws.com/role-arn": role}}},
+        release="irsa",
+    )
+    account = one(manifests, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"] == "irsa-inat"
+    assert not {n for n in env_of(manifests) if n.startswith("AWS_") and "KEY" in n}
+
+
+def test_an_existing_service_account_is_used_as_it_is():
+    manifests = render([SMOKE], {"serviceAccount": {"name": "training"}})
+    assert not [m for m in manifests if m["kind"] == "ServiceAccount"]
+    assert one(manifests, "Job")["spec"]["template"]["spec"]["serviceAccountName"] == "training"
+
+
+def test_wandb_logs_with_the_key_from_a_secret():
+    manifests = render(
+        [SMOKE],
+        {"wandb": {"enabled": True, "existingSecret": "wandb", "project": "p", "entity": "e"}},
+    )
+    env = env_of(manifests)
+    assert env["WANDB_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "wandb",
+        "key": "WANDB_API_KEY",
+    }
+    args = container(manifests)["args"]
+    assert {"logger=wandb", "logger.project=p", "logger.entity=e"} <= set(args)
+    assert "logger=wandb" not in container(render([SMOKE]))["args"]
+
+
+def test_overrides_come_after_the_charts_own_and_survive_variable_expansion():
+    override = "trainer.epochs=${oc.env:EPOCHS,3}"
+    manifests = render(
+        [SMOKE],
+        {
+            "data": {"source": "s3://bucket/data/nature_12K.zip"},
+            "overrides": ["data.cache_dir=/cache/elsewhere", override, "name=$(NOT_A_VAR)"],
+        },
+    )
+    args = container(manifests)["args"]
+    assert args[:2] == ["sweep", "/etc/inat/job.yaml"]
+    assert args[2:5] == [
+        f"output={OUTPUT}",
+        "data.cache_dir=/cache",
+        "data.source=s3://bucket/data/nature_12K.zip",
+    ]
+    # What the kubelet hands to the process is exactly what was given.
+    env = {"NOT_A_VAR": "expanded"}
+    assert [expand_refs(a, env) for a in args[5:]] == [
+        "data.cache_dir=/cache/elsewhere",
+        override,
+        "name=$(NOT_A_VAR)",
+    ]
+
+
+def test_resources_follow_the_recommended_labels():
+    manifests = render([DEMO], release="lr-sweep")
+    for manifest in manifests:
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "inat"
+        assert labels["app.kubernetes.io/instance"] == "lr-sweep"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/component"] == "sweep"
+        assert labels["app.kubernetes.io/part-of"] == "inat"
+        assert "app.kubernetes.io/version" in labels
+    pod_labels = one(manifests, "Job")["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {
+        "app.kubernetes.io/name": "inat",
+        "app.kubernetes.io/instance": "lr-sweep",
+    }
+    assert one(render([SMOKE]), "Job")["metadata"]["labels"]["app.kubernetes.io/component"] == (
+        "training-run"
+    )
+
+
+def test_long_release_names_keep_pod_names_within_limits():
+    name = one(render([DEMO], release="a" * 53), "Job")["metadata"]["name"]
+    assert len(name) <= 52
+
+
+def test_notes_say_how_to_watch_and_where_the_results_are():
+    done = helm(
+        "install", "lr", str(CHART), "-f", str(DEMO), "--set", f"output={OUTPUT}",
+        "--set", "s3.endpoint=http://minio:9000", "--namespace", "ml", "--dry-run=client",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("NOTES:", 1)[1]
+    assert 'Sweep "demo-sweep": 4 points' in notes
+    assert "kubectl get job lr-inat -n ml -w" in notes
+    assert "batch.kubernetes.io/job-completion-index=0" in notes
+    assert f"aws --endpoint-url http://minio:9000 s3 ls {OUTPUT}/demo-sweep/" in notes

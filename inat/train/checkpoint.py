@@ -8,6 +8,8 @@ keeping the `keep` most recent and the best.
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import random
 import tempfile
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from inat.errors import TransientError
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 LATEST = "latest.json"
 BEST = "best.json"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file limit
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,12 +63,24 @@ class CheckpointManager:
         folder = f"step-{step:07d}"
         relpath = f"{folder}/{STATE_FILE}"
         log.info("saving checkpoint %s/%s (epoch %d)", self.storage.uri, folder, state["epoch"])
-        with tempfile.TemporaryDirectory(prefix="inat-ckpt-") as tmp:
-            local = Path(tmp) / STATE_FILE
-            torch.save(state, local)
-            expected = local.stat().st_size
-            self.storage.upload_file(local, relpath)
-        if self.storage.size(relpath) != expected:
+        # Serialised in memory first: a full disk then shows as an OSError naming the cause.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        try:
+            with tempfile.TemporaryDirectory(prefix="inat-ckpt-") as tmp:
+                local = Path(tmp) / STATE_FILE
+                local.write_bytes(buffer.getbuffer())
+                self.storage.upload_file(local, relpath)
+        except OSError as e:
+            if e.errno not in _NO_SPACE:
+                raise
+            self.storage.delete(relpath)
+            raise TransientError(
+                f"no space to write checkpoint {self.storage.uri}/{relpath} ({e.strerror}); "
+                "the previous checkpoint is kept. Free space in the output and in TMPDIR, "
+                "or point output= and TMPDIR elsewhere, then run again to resume."
+            ) from e
+        if self.storage.size(relpath) != buffer.getbuffer().nbytes:
             raise OSError(f"checkpoint {self.storage.uri}/{relpath} is incomplete after upload")
         pointer = {"path": relpath, "step": step, "epoch": state["epoch"]}
         if is_best:
@@ -83,10 +99,8 @@ class CheckpointManager:
 
     def load(self, pointer: dict[str, Any]) -> dict[str, Any]:
         """The state a pointer names, loaded on the CPU."""
-        with tempfile.TemporaryDirectory(prefix="inat-ckpt-") as tmp:
-            local = Path(tmp) / STATE_FILE
-            self.storage.download_file(pointer["path"], local)
-            return torch.load(local, map_location="cpu", weights_only=False)
+        data = io.BytesIO(self.storage.read_bytes(pointer["path"]))
+        return torch.load(data, map_location="cpu", weights_only=False)
 
     def _pointer(self, name: str) -> dict[str, Any] | None:
         if not self.storage.exists(name):

@@ -52,12 +52,13 @@ def inat_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "inat", *args]
 
 
-def run_inat(tmp_path: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run `inat ARGS` in tmp_path and capture its output."""
+def run_inat(
+    tmp_path: Path, *args: str, prefix: list[str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run `inat ARGS` in tmp_path and capture its output; `prefix` wraps the command."""
     env = {**os.environ, "WANDB_MODE": "disabled", **kwargs.pop("env", {})}
-    return subprocess.run(
-        inat_command(*args), cwd=tmp_path, env=env, capture_output=True, text=True, **kwargs
-    )
+    command = [*(prefix or []), *inat_command(*args)]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, **kwargs)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -1,0 +1,205 @@
+"""Faults injected into real runs: kill -9 again and again, a diverging run, a full disk,
+the umask, and eight jobs sharing one data cache. Nothing may be lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.runs import (
+    TINY,
+    inat_command,
+    location,
+    read_metrics,
+    run_inat,
+    run_until,
+    without_timings,
+)
+
+from inat.data import resolve_source
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 4
+ARGS = ["train", *TINY, f"trainer.epochs={EPOCHS}", "model.dropout=0.2", "data.augment=true"]
+
+
+def _kill_at_a_random_moment(tmp_path: Path, rng: random.Random) -> int:
+    """Start (or resume) the run and kill -9 it at a log line chosen at random.
+
+    The moments: during a batch, right after a checkpoint write began, or after the last
+    epoch while the test phase and result.json are written. Returns the exit code.
+    """
+    moments = ["batch", "checkpoint", "result"]
+    moment = rng.choice(moments)
+    proc = subprocess.Popen(
+        inat_command(*ARGS, *location(tmp_path)),
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    batch = rng.randint(1, 20)
+    for line in proc.stdout:
+        hit = (
+            (moment == "batch" and f" {batch}/20 loss=" in line)
+            or (moment == "checkpoint" and "saving checkpoint" in line)
+            or (moment == "result" and f"epoch {EPOCHS}/{EPOCHS} train_loss" in line)
+        )
+        if hit:
+            proc.kill()
+            break
+    proc.stdout.read()
+    return proc.wait(timeout=120)
+
+
+def test_ten_kills_at_random_moments_end_as_an_uninterrupted_run(tmp_path):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    done = run_inat(reference, *ARGS, *location(reference))
+    assert done.returncode == 0, done.stderr
+
+    rng = random.Random(7)
+    kills = 0
+    run = tmp_path / "killed"
+    run.mkdir()
+    while kills < 10:
+        code = _kill_at_a_random_moment(run, rng)
+        if code == 0:  # it finished before the chosen moment came: start a fresh run dir
+            shutil.rmtree(run / "out")
+            continue
+        assert code == -signal.SIGKILL
+        kills += 1
+    final = run_inat(run, *ARGS, *location(run))
+    assert final.returncode == 0, final.stderr
+    ours, theirs = run / "out" / "default", reference / "out" / "default"
+    assert without_timings(read_metrics(ours)) == without_timings(read_metrics(theirs))
+    result = json.loads((ours / "result.json").read_text())
+    assert result["test"] == json.loads((theirs / "result.json").read_text())["test"]
+    assert result["epochs"] == EPOCHS
+
+
+def test_a_run_whose_loss_is_not_finite_stops_and_keeps_its_last_good_checkpoint(tmp_path):
+    killed = run_until(tmp_path, ARGS, f"epoch 1/{EPOCHS} train_loss", signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoints = tmp_path / "out" / "default" / "checkpoints"
+    latest = json.loads((checkpoints / "latest.json").read_text())
+    # Weights blown up to infinity: what an fp16 overflow or a too-large step leaves.
+    state = torch.load(checkpoints / latest["path"], weights_only=False)
+    state["model"] = {
+        k: v * float("inf") if v.is_floating_point() else v for k, v in state["model"].items()
+    }
+    torch.save(state, checkpoints / latest["path"])
+
+    diverged = run_inat(tmp_path, *ARGS, *location(tmp_path))
+    assert diverged.returncode == 1
+    assert "the run diverged" in diverged.stdout + diverged.stderr
+    assert json.loads((checkpoints / "latest.json").read_text()) == latest
+    result = json.loads((tmp_path / "out" / "default" / "result.json").read_text())
+    assert result["status"] == "failed" and "diverged" in result["error"]
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        # Writes past the limit fail with EFBIG, as on a full disk or over a quota.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
+    killed = run_until(tmp_path, ARGS, f"epoch 1/{EPOCHS} train_loss", signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoints = tmp_path / "out" / "default" / "checkpoints"
+    latest = json.loads((checkpoints / "latest.json").read_text())
+    before = sorted(p.relative_to(checkpoints) for p in checkpoints.rglob("*"))
+    size = (checkpoints / latest["path"]).stat().st_size
+
+    full = subprocess.run(
+        inat_command(*ARGS, *location(tmp_path)),
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(size // 2),
+        timeout=300,
+    )
+    out = full.stdout + full.stderr
+    assert full.returncode == 75, out
+    assert "no space to write checkpoint" in out
+    assert json.loads((checkpoints / "latest.json").read_text()) == latest
+    assert sorted(p.relative_to(checkpoints) for p in checkpoints.rglob("*")) == before
+
+    resumed = run_inat(tmp_path, *ARGS, *location(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "out" / "default" / "result.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_files_follow_the_umask_and_are_never_world_writable(tmp_path, umask):
+    source = resolve_source("synthetic", tmp_path / "gen", {"train_per_class": 8})
+    archive = shutil.make_archive(str(tmp_path / "data"), "zip", source.parent, source.name)
+    done = subprocess.run(
+        inat_command(*ARGS, *location(tmp_path), "trainer.epochs=1", f"data.source={archive}"),
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(umask),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    written = [p for folder in ("out", "cache") for p in (tmp_path / folder).rglob("*")]
+    files = [p for p in written if p.is_file()]
+    assert len(files) > 20
+    for path in written:
+        assert not path.stat().st_mode & stat.S_IWOTH, path
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_eight_jobs_share_one_data_cache_and_all_train(tmp_path):
+    source = resolve_source("synthetic", tmp_path / "gen", {"train_per_class": 8})
+    archive = shutil.make_archive(str(tmp_path / "data"), "zip", source.parent, source.name)
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    jobs = [
+        subprocess.Popen(
+            inat_command(
+                *ARGS,
+                "trainer.epochs=1",
+                f"data.source={archive}",
+                f"data.cache_dir={tmp_path}/cache",
+                f"output={tmp_path}/out",
+                f"name=job{i}",
+            ),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    errors = [job.communicate(timeout=600)[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0] * 8, errors
+    results = [
+        json.loads((tmp_path / "out" / f"job{i}" / "result.json").read_text()) for i in range(8)
+    ]
+    assert {r["status"] for r in results} == {"done"}
+    extracted = [
+        p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name.startswith("zip-")
+    ]
+    assert len(extracted) == 1
+    images = list(extracted[0].rglob("*.png")) + list(extracted[0].rglob("*.jpg"))
+    assert len(images) == len(list(source.rglob("*.png")) + list(source.rglob("*.jpg")))

@@ -226,23 +226,23 @@ def _fit(
         # A fresh result.json per attempt: what earlier attempts did lives in "resumes".
         run.write_json(
             rundir.RESULT,
-            dict(
-                status="running",
-                updated_at=now(),
-                name=cfg.name,
-                run_dir=run.uri,
-                classes=data.classes,
-                skipped_images=data.skipped,
-                epochs_planned=epochs,
-                versions=versions(),
-                resumes=state["resumes"],
-                started_at=now(),
-                devices={
+            {
+                "status": "running",
+                "updated_at": now(),
+                "name": cfg.name,
+                "run_dir": run.uri,
+                "classes": data.classes,
+                "skipped_images": data.skipped,
+                "epochs_planned": epochs,
+                "versions": versions(),
+                "resumes": state["resumes"],
+                "started_at": now(),
+                "devices": {
                     "device": str(accelerator.device),
                     "num_processes": accelerator.num_processes,
                     "mixed_precision": cfg.trainer.mixed_precision,
                 },
-            ),
+            },
         )
 
     # -- the epoch loop

@@ -3,6 +3,7 @@
     inat train [OVERRIDES...]          train one run; Hydra overrides, `-m` for a multirun
     inat train --help                  every config group and option
     inat data download [SOURCE]        fetch and extract a data set into the local cache
+    inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
     inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
@@ -127,6 +128,12 @@ def _data_download(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _smoke(args: argparse.Namespace) -> int:
+    from inat.smoke import smoke
+
+    return smoke(args.overrides, require_gpu=args.require_gpu)
+
+
 def _results(args: argparse.Namespace) -> int:
     from inat.results import command
 
@@ -204,7 +211,10 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "POINT: best, an index or a point's folder name",
     )
     results.add_argument(
-        "--save", default="best.yaml", help="the config file --best writes (default: best.yaml)"
+        "--save",
+        default="best.yaml",
+        metavar="FILE",
+        help="the config file --best writes (default: best.yaml)",
     )
     results.add_argument("--no-plots", action="store_true", help="write no plots")
     results.add_argument(
@@ -214,10 +224,16 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "checkpoint and the test data (see --data)",
     )
     results.add_argument(
-        "--data", default=None, help="the data source of --grid (default: the best point's)"
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help="the data source of --grid (default: the best point's)",
     )
     results.add_argument(
-        "--cache-dir", default=None, help="the data cache of --grid (default: see README)"
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="the data cache of --grid (default: see README)",
     )
     results.set_defaults(run=_results)
 
@@ -233,7 +249,9 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         help="a data source as data.source takes it: a .zip, a folder, an http(s) URL, an "
         "s3:// URI or 'synthetic' (the checkpoint's own generated data)",
     )
-    evaluate.add_argument("--cache-dir", default=None, help="the data cache (default: see README)")
+    evaluate.add_argument(
+        "--cache-dir", default=None, metavar="DIR", help="the data cache (default: see README)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
     evaluate.set_defaults(run=_evaluate)
 
@@ -243,7 +261,7 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("checkpoint", help=checkpoint_help)
     predict.add_argument("images", nargs="+", help="image files or folders of images")
     predict.add_argument(
-        "--top-k", type=int, default=3, help="classes shown per image (default: 3)"
+        "--top-k", type=int, default=3, metavar="K", help="classes shown per image (default: 3)"
     )
     predict.add_argument("--json", action="store_true", help="print JSON for scripts")
     predict.set_defaults(run=_predict)
@@ -302,6 +320,23 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="the cache folder (default: see README)"
     )
     download.set_defaults(run=_data_download)
+    smoke = commands.add_parser(
+        "smoke",
+        help="check that this machine or image can train: the accelerator, a few fp16 steps, "
+        "a checkpoint in the output, the data source",
+        description="Check, in under a minute, what a training run needs; one PASS, FAIL or "
+        "SKIP line per check. Exit code 0 only if no check failed.",
+    )
+    smoke.add_argument(
+        "overrides",
+        nargs="*",
+        help="inat train overrides that name what to check, e.g. output=s3://bucket/runs "
+        "data.source=s3://bucket/nature_12K.zip storage.endpoint_url=http://minio:9000",
+    )
+    smoke.add_argument(
+        "--require-gpu", action="store_true", help="fail when no CUDA device is visible"
+    )
+    smoke.set_defaults(run=_smoke)
     _add_results_commands(commands)
     return parser
 

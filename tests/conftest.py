@@ -14,12 +14,6 @@ from s3server import S3Server
 
 from inat.storage import configure
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing-key-id",
-    "AWS_SECRET_ACCESS_KEY": "FAKE-secret-key-7c1e-MUST-NOT-LEAK",
-    "AWS_SESSION_TOKEN": "FAKE-session-token-94bd-MUST-NOT-LEAK",
-}
-
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
@@ -38,14 +32,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_server: S3Server
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
-    env = {
-        **FAKE_CREDENTIALS,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    env = s3_server.job_env(tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env

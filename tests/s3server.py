@@ -20,6 +20,12 @@ from pathlib import Path
 
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "FAKE-secret-key-7c1e-MUST-NOT-LEAK",
+    "AWS_SESSION_TOKEN": "FAKE-session-token-94bd-MUST-NOT-LEAK",
+}
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -69,6 +75,21 @@ class S3Server:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def job_env(self, scratch: Path) -> dict[str, str]:
+        """The AWS_* environment of a job that uses this server: fake credentials, nothing else.
+
+        AWS config files (named below `scratch`, which holds none) and instance metadata are
+        turned off, so a developer's own AWS setup never leaks in.
+        """
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_CONFIG_FILE": str(scratch / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(scratch / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def enforce_auth(self) -> None:
         """From now on, reject requests not signed with a key of the server's IAM users."""

@@ -39,7 +39,7 @@ def read_point(run: Storage) -> PointFiles:
         readable = isinstance(result, dict)
     except FileNotFoundError:
         result, readable = None, True
-    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+    except ValueError:  # not JSON, or not UTF-8
         result, readable = None, False
     if readable:
         files.result = result
@@ -51,8 +51,11 @@ def read_point(run: Storage) -> PointFiles:
         )
     try:
         text = run.read_text(rundir.METRICS)
-    except (FileNotFoundError, UnicodeDecodeError):
+    except FileNotFoundError:
         text = ""
+    except UnicodeDecodeError:
+        text = ""
+        files.problems.append(f"{rundir.METRICS} is not text: restore or delete it")
     for number, line in enumerate(text.splitlines(), start=1):
         try:
             row = json.loads(line)

@@ -1,0 +1,192 @@
+"""Find and read a sweep or a run: `inat results OUTPUT[/SWEEP]` accepts
+
+- a sweep folder (holding sweep.json): its points in the manifest's order, queued ones too;
+- a run directory (holding result.json or config.yaml): one point;
+- a folder of run directories without a manifest (an `inat train -m` multirun, or runs side
+  by side): each is a point, and the keys whose values differ between their configs are
+  the swept ones;
+- an output folder holding exactly one sweep.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from inat import rundir
+from inat.errors import ConfigError
+from inat.results.configs import LOCATION_KEYS, flatten
+from inat.results.status import MANIFEST, PointFiles, best_row, point_row, read_point
+from inat.storage import Storage, open_storage
+from inat.sweep import override_value
+
+_INDEX = re.compile(r"^(\d+)-")
+
+
+@dataclass
+class PointResult:
+    """One point: its leaderboard row, its files and its swept values."""
+
+    row: dict[str, Any]
+    files: PointFiles
+    run: Storage
+    params: dict[str, Any]  # swept key -> value
+
+    @property
+    def label(self) -> str:
+        """The swept values in short, e.g. "dropout=0.3, activation=gelu"."""
+        values = ", ".join(
+            f"{k.rsplit('.', 1)[-1]}={value_text(v)}" for k, v in self.params.items()
+        )
+        return values or self.row["name"]
+
+    def config(self) -> dict[str, Any]:
+        """The run's resolved config (config.yaml)."""
+        try:
+            return yaml.safe_load(self.run.read_text(rundir.CONFIG))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{self.run.uri} has no {rundir.CONFIG} yet: the point has not started"
+            ) from None
+
+
+@dataclass
+class Results:
+    """A sweep (or a single run, as a sweep of one point) as its run directories show it."""
+
+    name: str
+    storage: Storage  # the sweep folder, or the run directory of a single run
+    kind: str  # "sweep" or "run"
+    keys: list[str]  # the swept keys, in order
+    points: list[PointResult] = field(default_factory=list)  # in index order
+
+    def ranked(self) -> list[PointResult]:
+        """Points by best validation accuracy, highest first; points without one last."""
+        return sorted(
+            self.points,
+            key=lambda p: (
+                p.row["best_val_accuracy"] is None,
+                -(p.row["best_val_accuracy"] or 0.0),
+                p.row["index"],
+            ),
+        )
+
+    def best(self) -> PointResult | None:
+        """The winning point (see status.best_row), or None while no point has a figure."""
+        row = best_row([p.row for p in self.points])
+        return None if row is None else self.point(str(row["index"]))
+
+    def point(self, which: str) -> PointResult:
+        """The point named `which`: "best", an index or a point's folder name."""
+        if which == "best":
+            best = self.best()
+            if best is None:
+                raise ConfigError(
+                    f"no point of {self.storage.uri} has finished an epoch yet: nothing is best"
+                )
+            return best
+        for point in self.points:
+            if which in (str(point.row["index"]), point.row["name"]):
+                return point
+        raise ConfigError(
+            f"{self.storage.uri} has no point {which!r}: use best, an index "
+            f"(0-{len(self.points) - 1}) or a point's folder name"
+        )
+
+
+def value_text(value: Any) -> str:
+    """A swept value as the sweep wrote it (Hydra override syntax for non-strings)."""
+    return value if isinstance(value, str) else override_value(value)
+
+
+def _parse_swept(swept: list[str]) -> dict[str, Any]:
+    """["model.dropout=0.3", ...] -> {"model.dropout": 0.3, ...} (values as YAML reads them)."""
+    params = {}
+    for override in swept:
+        key, _, text = override.partition("=")
+        try:
+            params[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            params[key] = text
+    return params
+
+
+def _point(run: Storage, entry: dict[str, Any], params: dict[str, Any]) -> PointResult:
+    files = read_point(run)
+    return PointResult(point_row(entry, files), files, run, params)
+
+
+def _sweep(storage: Storage) -> Results:
+    manifest = storage.read_json(MANIFEST)
+    entries = manifest["points"]
+    keys = list(_parse_swept(entries[0]["swept"])) if entries else []
+    results = Results(manifest["name"], storage, "sweep", keys)
+    results.points = [
+        _point(storage.child(e["name"]), e, _parse_swept(e["swept"])) for e in entries
+    ]
+    return results
+
+
+def _single_run(storage: Storage) -> Results:
+    name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
+    results = Results(name, storage, "run", [])
+    results.points = [_point(storage, {"index": 0, "name": name, "swept": []}, {})]
+    return results
+
+
+def _runs(storage: Storage, folders: list[str]) -> Results:
+    """Run directories side by side: the swept keys are those whose values differ."""
+    configs = []
+    for folder in folders:
+        try:
+            configs.append(flatten(yaml.safe_load(storage.child(folder).read_text(rundir.CONFIG))))
+        except (FileNotFoundError, yaml.YAMLError):
+            configs.append({})
+    known = [c for c in configs if c]
+    keys = [
+        key
+        for key in dict.fromkeys(k for c in known for k in c)
+        if key not in LOCATION_KEYS and len({repr(c.get(key)) for c in known}) > 1
+    ]
+    name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
+    results = Results(name, storage, "sweep", keys)
+    for position, (folder, config) in enumerate(zip(folders, configs, strict=True)):
+        params = {key: config.get(key) for key in keys} if config else {}
+        index = int(match[1]) if (match := _INDEX.match(folder)) else position
+        swept = [f"{key}={override_value(value)}" for key, value in params.items()]
+        results.points.append(
+            _point(storage.child(folder), {"index": index, "name": folder, "swept": swept}, params)
+        )
+    return results
+
+
+def collect(uri: str) -> Results:
+    """Read the sweep or run at `uri` (local or s3://); see the module docstring."""
+    storage = open_storage(uri.rstrip("/"))
+    if storage.exists(MANIFEST):
+        return _sweep(storage)
+    if storage.exists(rundir.RESULT) or storage.exists(rundir.CONFIG):
+        return _single_run(storage)
+    paths = [path.split("/") for path in storage.list()]
+    runs = sorted({p[0] for p in paths if len(p) == 2 and p[1] in (rundir.RESULT, rundir.CONFIG)})
+    if runs:
+        return _runs(storage, runs)
+    # Below an output folder: sweeps (with a manifest) and multiruns (folders of runs).
+    sweeps = sorted(
+        {p[0] for p in paths if p[1:] == [MANIFEST] or (len(p) == 3 and p[2] == rundir.RESULT)}
+    )
+    if len(sweeps) == 1:
+        return collect(f"{storage.uri}/{sweeps[0]}")
+    if sweeps:
+        raise ConfigError(
+            f"{storage.uri} holds several sweeps ({', '.join(sweeps)}): name one, e.g. "
+            f"inat results {storage.uri}/{sweeps[0]}"
+        )
+    raise ConfigError(
+        f"found no sweep or run at {uri}: give a sweep folder (holding {MANIFEST}), a run "
+        f"directory (holding {rundir.RESULT}) or the output folder above them, e.g. "
+        "inat results outputs/demo-sweep"
+    )

@@ -1,0 +1,112 @@
+"""The leaderboard: one row per point, best validation accuracy first, as text, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from inat.results.collect import PointResult, Results, value_text
+
+_FIELDS = [
+    "index",
+    "name",
+    "status",
+    "resumes",
+    "epochs",
+    "epochs_planned",
+    "best_val_accuracy",
+    "test_accuracy",
+    "wall_seconds",
+    "train_seconds",
+]
+
+
+def status_text(row: dict[str, Any]) -> str:
+    """The status column: e.g. "done", or "done, resumed 2x" for a preempted and resumed point."""
+    resumes = f", resumed {row['resumes']}x" if row["resumes"] else ""
+    return f"{row['status']}{resumes}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _epochs(row: dict[str, Any]) -> str:
+    if row["status"] == "queued":
+        return "-"
+    planned = row["epochs_planned"]
+    return f"{row['epochs']}/{planned}" if planned else str(row["epochs"])
+
+
+def records(results: Results) -> list[dict[str, Any]]:
+    """The leaderboard as plain rows (best first): point_row plus `params` and `run_dir`."""
+    return [{**p.row, "params": p.params, "run_dir": p.run.uri} for p in results.ranked()]
+
+
+def text(results: Results) -> str:
+    """The leaderboard as an aligned table, with a line per point that has problems."""
+    header = ["#", *_short(results.keys), "status", "epochs", "val acc", "test acc", "wall"]
+    lines = []
+    for point in results.ranked():
+        row = point.row
+        lines.append(
+            [
+                str(row["index"]),
+                *(value_text(point.params.get(key)) for key in results.keys),
+                status_text(row),
+                _epochs(row),
+                _percent(row["best_val_accuracy"]),
+                _percent(row["test_accuracy"]),
+                _duration(row["wall_seconds"]),
+            ]
+        )
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
+    numeric = {0, *range(len(header) - 4, len(header))}
+    table = [
+        "  ".join(
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+        for cells in (header, *lines)
+    ]
+    return "\n".join(table + _notes(results.points))
+
+
+def _short(keys: list[str]) -> list[str]:
+    """Column names: each key's last part (model.dropout -> dropout) unless two share it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return [part if last.count(part) == 1 else key for part, key in zip(last, keys, strict=True)]
+
+
+def _notes(points: list[PointResult]) -> list[str]:
+    notes = []
+    for point in points:
+        row = point.row
+        for problem in row["problems"]:
+            notes.append(f"point {row['index']}: {problem}")
+        if row["error"] and row["status"] != "done":
+            # Hydra's errors go on for lines (search path, options): the first one says it.
+            notes.append(f"point {row['index']} ({row['status']}): {row['error'].splitlines()[0]}")
+    return ["", *notes] if notes else []
+
+
+def to_csv(results: Results) -> str:
+    """The leaderboard as CSV: one column per swept key, raw numbers (accuracy as a fraction)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*_FIELDS[:2], *results.keys, *_FIELDS[2:], "run_dir"])
+    for point in results.ranked():
+        row = point.row
+        params = [value_text(point.params.get(key)) for key in results.keys]
+        values = ["" if row[f] is None else row[f] for f in _FIELDS]
+        writer.writerow([*values[:2], *params, *values[2:], point.run.uri])
+    return out.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -76,6 +77,17 @@ class LocalStorage(Storage):
 
     def delete(self, relpath: str) -> None:
         self._path(relpath).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every file below `prefix`, then the folders left empty."""
+        super().delete_prefix(prefix)
+        base = self._path(prefix)
+        if base.is_dir() and base != self.root:
+            for folder in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):  # not empty: a file arrived meanwhile
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                base.rmdir()
 
     def upload_file(self, local_path: Path, relpath: str) -> None:
         atomic_write(self._path(relpath), lambda tmp: shutil.copyfile(local_path, tmp))

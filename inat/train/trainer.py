@@ -338,6 +338,7 @@ def _fit(
             save_checkpoint(is_best=improved)
             if main:
                 tracker.log_epoch(state["history"])
+                _mark(run, "running", epochs=state["epoch"])  # updated_at shows it is alive
                 log.info(
                     "epoch %d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f "
                     "(%.1fs, %.0f img/s)",

@@ -31,7 +31,7 @@ def test_prune_keeps_the_latest_k_and_the_best(tmp_path):
     ckpts.save(_state(1), step=1, is_best=True)
     for epoch in range(2, 6):
         ckpts.save(_state(epoch), step=epoch, is_best=False)
-    folders = sorted(p.parent.name for p in tmp_path.rglob("state.pt"))
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert folders == ["step-0000001", "step-0000004", "step-0000005"]
 
 

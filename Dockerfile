@@ -1,0 +1,77 @@
+# The inat image: the same image runs Slurm tasks (Apptainer, Pyxis), Kubernetes pods and
+# `docker run` on a workstation. Build it with its labels and version stamps set:
+#   bash scripts/build-image.sh --tag registry.example.com/ml/inat:0.1.0
+#   docker run --rm --gpus all registry.example.com/ml/inat:0.1.0 inat smoke --require-gpu
+#
+# CUDA comes with PyTorch's wheels (built for CUDA 13.0); the CUDA base adds what GPU
+# runtimes look for (NVIDIA_* variables, CUDA forward compatibility). BASE_IMAGE may be any
+# Debian or Ubuntu image whose apt has Python >= 3.11, e.g. debian:bookworm-slim.
+ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
+FROM ${BASE_IMAGE}
+
+# Python, tini (PID 1: passes SIGTERM on to inat, reaps orphans) and the non-root user
+# inat (uid 1000, as the Helm chart runs it); Ubuntu images ship a user with that uid.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates python3 python3-venv tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
+    && groupadd --gid 1000 inat \
+    && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/inat --shell /bin/bash inat
+
+# Layers from the least to the most often changed: PyTorch, inat's dependencies, inat.
+# A code change rebuilds only the last one.
+ENV VIRTUAL_ENV=/opt/inat \
+    PATH=/opt/inat/bin:$PATH
+# pip settings of the build only, never kept in the image: a pip.conf made available to the
+# build, e.g. one naming a mirror or a wheelhouse (scripts/build-image.sh --wheelhouse).
+ARG PIP_CONFIG_FILE
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
+RUN python3 -m venv /opt/inat \
+    && pip install --no-cache-dir --disable-pip-version-check \
+        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+
+COPY pyproject.toml /opt/inat-src/
+RUN python3 -c "import tomllib; \
+deps = tomllib.load(open('/opt/inat-src/pyproject.toml', 'rb'))['project']['dependencies']; \
+open('/opt/inat-src/requirements.txt', 'w').write('\n'.join(deps))" \
+    && pip install --no-cache-dir --disable-pip-version-check \
+        -r /opt/inat-src/requirements.txt
+
+COPY README.md /opt/inat-src/
+COPY hydra_plugins /opt/inat-src/hydra_plugins
+COPY inat /opt/inat-src/inat
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps /opt/inat-src \
+    && rm -rf /opt/inat-src \
+    && inat --help >/dev/null
+
+# What the image is: OCI labels, and the same facts for result.json (inat/train/versions.py).
+ARG BASE_IMAGE
+ARG VERSION=""
+ARG REVISION=""
+ARG INAT_IMAGE=""
+LABEL org.opencontainers.image.title="inat" \
+      org.opencontainers.image.description="Train image classifiers on iNaturalist-12K as batch jobs" \
+      org.opencontainers.image.source="https://github.com/inat-project/inat" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+ENV INAT_IMAGE=${INAT_IMAGE} \
+    INAT_GIT_COMMIT=${REVISION}
+
+# Everything that writes (caches of pip, torch, matplotlib, wandb; Hydra's logs/ in the
+# working directory) goes below HOME: setting HOME moves all of it, e.g. to a writable
+# volume under a read-only root file system (the Helm chart sets HOME=/tmp).
+ENV HOME=/home/inat \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    TINI_SUBREAPER=1
+USER 1000:1000
+WORKDIR /home/inat
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["inat", "--help"]

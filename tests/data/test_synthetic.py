@@ -46,6 +46,14 @@ def test_generation_is_deterministic_from_the_seed(tmp_path: Path) -> None:
     assert all(a[k] != c[k] for k in a)
 
 
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"train_per_class": 1}, r"data\.synthetic\.train_per_class=1 .* >= 2"),
+        ({"image_side": "64"}, r"data\.synthetic\.image_side='64'"),
+        ({"side": 64}, r"unknown key\(s\) data\.synthetic\.side"),
+    ],
+)
 def test_bad_settings_are_config_errors_naming_the_key(values: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         SyntheticSpec.from_mapping(values)
@@ -75,7 +83,8 @@ def _batches(loader) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.slow
 def test_a_small_cnn_learns_it_and_mean_colour_does_not(data_cfg) -> None:
     torch.manual_seed(0)
-    loaders = build_dataloaders(data_cfg(source="synthetic", image_size=64, batch_size=32), seed=0)
+    cfg = data_cfg(source="synthetic", image_size=64, batch_size=32, pipeline="images")
+    loaders = build_dataloaders(cfg, seed=0)
     model = _small_cnn()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     val_images, val_labels = _batches(loaders.val)

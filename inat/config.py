@@ -15,6 +15,7 @@ from inat.errors import ConfigError
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 SCHEDULES = ("cosine", "onecycle", "constant")
+PIPELINES = ("prepared", "images")
 
 
 def _is_int(v: Any) -> bool:
@@ -38,9 +39,19 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "trainer.keep_checkpoints": (_positive_int, "an integer >= 1"),
     "trainer.log_every_n_steps": (_positive_int, "an integer >= 1"),
+    "trainer.channels_last": (lambda v: isinstance(v, bool), "true or false"),
+    "trainer.compile": (lambda v: isinstance(v, bool), "true or false"),
+    "trainer.cache_features": (
+        lambda v: v == "auto" or isinstance(v, bool),
+        "auto, true or false",
+    ),
     "data.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "data.batch_size": (_positive_int, "an integer >= 1"),
-    "data.num_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "data.num_workers": (
+        lambda v: v == "auto" or (_is_int(v) and v >= 0),
+        "auto or an integer >= 0",
+    ),
+    "data.pipeline": (lambda v: v in PIPELINES, f"one of {PIPELINES}"),
     "data.num_classes": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     "data.image_size": (_positive_int, "an integer >= 1"),
     "optimizer.lr": (lambda v: isinstance(v, int | float) and v > 0, "a number > 0"),

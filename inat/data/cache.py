@@ -38,6 +38,11 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("inat"))
 
 
+def cache_folder(setting: str | Path | None) -> Path:
+    """The cache folder that data.cache_dir names: default_cache_dir() when it is null."""
+    return Path(setting).expanduser() if setting else default_cache_dir()
+
+
 def cache_key(kind: str, name: str, identity: str) -> str:
     """A folder name for a source: readable `kind` and `name`, plus a hash of its `identity`."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "data"

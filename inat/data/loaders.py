@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from inat.config import PIPELINES
+from inat.data.batch_transform import BatchTransform, unchanged
+from inat.data.cache import cache_folder
 from inat.data.datasets import ImageFolderDataset, build_transform, find_unreadable
 from inat.data.layout import Sample, find_classes, list_images, require_every_class
+from inat.data.prepared import prepare
+from inat.data.shards import PreparedImages, collate_channels_last, collate_normalized
 from inat.data.sources import resolve_source
 from inat.data.split import stratified_split
+from inat.data.workers import resolve_workers
 from inat.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -22,7 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DataLoaders:
-    """The loaders of a run and the classes their labels index."""
+    """The loaders of a run and the classes their labels index.
+
+    val and test yield model input: normalized float images. train yields what
+    `train_transform` turns into model input once the batch is on the training device:
+    with the prepared pipeline, uint8 images that it normalizes and augments there.
+    """
 
     train: DataLoader  # shuffled
     val: DataLoader  # held out from train/, not shuffled
@@ -32,6 +43,7 @@ class DataLoaders:
     # ("train/Aves/x.jpg"). Files that only fail when decoded are replaced while loading and
     # logged, not listed here (see ImageFolderDataset).
     skipped: list[str] = field(default_factory=list)
+    train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
 
 
 def _setting(cfg: Mapping[str, Any], key: str) -> Any:
@@ -105,9 +117,32 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
     )
 
     image_size = _setting(cfg, "image_size")
-    plain = build_transform(image_size, augment=False)
-    augmented = build_transform(image_size, augment=True) if _setting(cfg, "augment") else plain
-    workers = _setting(cfg, "num_workers")
+    augment = _setting(cfg, "augment")
+    pipeline = _setting(cfg, "pipeline")
+    train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
+    if pipeline == "prepared":
+        files = {"train": [path for path, _ in train_all], "val": [path for path, _ in test]}
+        cache = cache_folder(cfg.get("cache_dir"))
+        folder = prepare(str(cfg["source"]), root, files, image_size, cache)
+        datasets: tuple[Dataset, ...] = (
+            PreparedImages(folder, "train", train),
+            PreparedImages(folder, "train", val),
+            PreparedImages(folder, "val", test),
+        )
+        collates = (collate_channels_last, collate_normalized, collate_normalized)
+        train_transform = BatchTransform(augment)
+    elif pipeline == "images":
+        plain = build_transform(image_size, augment=False)
+        augmented = build_transform(image_size, augment=True) if augment else plain
+        datasets = (
+            ImageFolderDataset(root / "train", train, augmented),
+            ImageFolderDataset(root / "train", val, plain),
+            ImageFolderDataset(root / "val", test, plain),
+        )
+        collates = (None, None, None)
+    else:
+        raise ConfigError(f"data.pipeline={pipeline!r} is not allowed: use one of {PIPELINES}.")
+    workers = resolve_workers(_setting(cfg, "num_workers"))
     options: dict[str, Any] = {
         "batch_size": _setting(cfg, "batch_size"),
         "num_workers": workers,
@@ -119,13 +154,15 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
         # A plain RandomSampler (shuffle=True): Accelerator.prepare(use_seedable_sampler=True)
         # replaces it with one that shuffles identically on every process.
         train=DataLoader(
-            ImageFolderDataset(root / "train", train, augmented),
+            datasets[0],
             shuffle=True,
             generator=torch.Generator().manual_seed(seed),
+            collate_fn=collates[0],
             **options,
         ),
-        val=DataLoader(ImageFolderDataset(root / "train", val, plain), shuffle=False, **options),
-        test=DataLoader(ImageFolderDataset(root / "val", test, plain), shuffle=False, **options),
+        val=DataLoader(datasets[1], shuffle=False, collate_fn=collates[1], **options),
+        test=DataLoader(datasets[2], shuffle=False, collate_fn=collates[2], **options),
         classes=classes,
         skipped=skipped_train + skipped_test,
+        train_transform=train_transform,
     )

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from inat.data.cache import cache_key, cached_entry, default_cache_dir
+from inat.data.cache import cache_folder, cache_key, cached_entry
 from inat.data.download import download
 from inat.data.extract import extract_zip, is_junk, safe_relpath
 from inat.data.layout import find_root
@@ -40,7 +40,7 @@ def resolve_source(
     `synthetic` group, read only when `source` is "synthetic".
     """
     source = str(source)
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    cache = cache_folder(cache_dir)
     if source == SYNTHETIC:
         spec = SyntheticSpec.from_mapping(synthetic)
         key = cache_key("synthetic", f"side{spec.image_side}", spec.identity())

@@ -32,6 +32,7 @@ from inat.progress import Progress
 from inat.storage import Storage, configure, open_storage
 from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from inat.train.evaluate import evaluate
+from inat.train.features import feature_loaders, use_cached_features
 from inat.train.optim import build_optimizer, build_scheduler
 from inat.train.signals import StopRequest
 from inat.train.tracker import Tracker
@@ -58,7 +59,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cpu=cfg.trainer.cpu,
         mixed_precision=cfg.trainer.mixed_precision,
         gradient_accumulation_steps=cfg.trainer.grad_accum_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True,
+            data_seed=cfg.seed,
+            # Batches from pinned memory are copied while the GPU still computes.
+            non_blocking=True,
+        ),
     )
     main = accelerator.is_main_process
     if not main:
@@ -67,7 +73,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         batch_size = _per_process_batch(cfg, accelerator)
         set_seed(cfg.seed)
         model = build_model(cfg.model, cfg.data.num_classes, cfg.data.image_size)
+        if cfg.trainer.channels_last:
+            # NHWC convolutions: faster on tensor cores and with oneDNN on the CPU.
+            model = model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(cfg.optimizer, model.param_groups())
+        features = use_cached_features(cfg.trainer.cache_features, model, cfg.data.augment)
 
         # -- preflight: the data can be read, the run directory written (and is not done)
         check_source(cfg.data.source)
@@ -78,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("run %s is already done; nothing to train", run.uri)
             return run.read_json(rundir.RESULT)
         try:
-            return _fit(cfg, accelerator, run, model, optimizer, batch_size)
+            return _fit(cfg, accelerator, run, model, optimizer, batch_size, features)
         except Exception as e:
             if main:
                 status = "interrupted" if isinstance(e, Interrupted) else "failed"
@@ -151,8 +161,13 @@ def _fit(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch_size: int,
+    features: bool,
 ) -> dict[str, Any]:
-    """Data, resume, the epoch loop and the test of the best checkpoint."""
+    """Data, resume, the epoch loop and the test of the best checkpoint.
+
+    `net` is what the loop trains: the prepared `model`, or with `features` (see
+    inat.train.features) its head alone. Checkpoints always hold the whole `model`.
+    """
     main = accelerator.is_main_process
     started = time.perf_counter()
     config = rundir.redact(OmegaConf.to_container(cfg, resolve=True))
@@ -162,11 +177,17 @@ def _fit(
     with open_dict(data_cfg):
         data_cfg.batch_size = batch_size
     data = build_dataloaders(data_cfg, seed=cfg.seed)
+    net = model
+    if features:
+        data = feature_loaders(model, data, accelerator, cfg.seed)
+        net = model.head
     train_dl, val_dl, test_dl = accelerator.prepare(data.train, data.val, data.test)
     epochs = cfg.trainer.epochs
     steps_per_epoch = math.ceil(len(train_dl) / cfg.trainer.grad_accum_steps)
     scheduler = build_scheduler(cfg.scheduler, optimizer, steps_per_epoch, epochs)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    net, optimizer = accelerator.prepare(net, optimizer)
+    if cfg.trainer.compile:
+        net.compile()  # in place: the state dict keeps its keys
 
     # -- resume from the latest checkpoint, or start
     ckpts = CheckpointManager(run.child(rundir.CHECKPOINTS), keep=cfg.trainer.keep_checkpoints)
@@ -234,6 +255,7 @@ def _fit(
                 "classes": data.classes,
                 "skipped_images": data.skipped,
                 "epochs_planned": epochs,
+                "cached_features": features,
                 "versions": versions(),
                 "resumes": state["resumes"],
                 "started_at": now(),
@@ -258,7 +280,7 @@ def _fit(
             resumed = state["train_sums"] if main else [0.0, 0.0, 0.0]
             sums = torch.tensor(resumed, device=accelerator.device)
             resumed_count = state["train_sums"][2]
-            model.train()
+            net.train()
             epoch_start = time.perf_counter()
             progress = Progress(
                 batches,
@@ -268,12 +290,13 @@ def _fit(
                 enabled=main,
             )
             for i, (images, labels) in enumerate(progress, start=skip + 1):
-                with accelerator.accumulate(model):
-                    logits = model(images)
+                with accelerator.accumulate(net):
+                    # e.g. uint8 -> normalized, augmented float batches, on the device
+                    logits = net(data.train_transform(images))
                     loss = criterion(logits.float(), labels)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and cfg.trainer.grad_clip_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip_norm)
+                        accelerator.clip_grad_norm_(net.parameters(), cfg.trainer.grad_clip_norm)
                     optimizer.step()
                     if accelerator.sync_gradients:
                         if accelerator.optimizer_step_was_skipped:
@@ -307,7 +330,7 @@ def _fit(
                     "diverged. Lower optimizer.lr, set trainer.grad_clip_norm, or use bf16; "
                     "the last good checkpoint is kept."
                 )
-            val = evaluate(model, val_dl, accelerator, num_classes)
+            val = evaluate(net, val_dl, accelerator, num_classes)
             improved = val.accuracy > state["best_val_accuracy"]
             state.update(
                 epoch=epoch + 1,
@@ -359,7 +382,7 @@ def _fit(
     # -- test the best checkpoint
     best = ckpts.load(ckpts.best())
     accelerator.unwrap_model(model).load_state_dict(best["model"])
-    test = evaluate(model, test_dl, accelerator, num_classes)
+    test = evaluate(net, test_dl, accelerator, num_classes)
     result = {
         "epochs": state["epoch"],
         "stopped_early": state["stopped_early"],

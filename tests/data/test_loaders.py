@@ -24,9 +24,17 @@ SYNTHETIC = {"train_per_class": 20, "image_side": 32, "seed": 0}
 
 @pytest.fixture
 def synthetic_cfg(data_cfg):
-    """A small synthetic data config; keyword arguments override keys."""
+    """A small synthetic data config through the per-image pipeline (tests/perf covers the
+    prepared one); keyword arguments override keys."""
     return lambda **overrides: data_cfg(
-        source="synthetic", synthetic=SYNTHETIC, image_size=32, batch_size=16, **overrides
+        **{
+            "source": "synthetic",
+            "synthetic": SYNTHETIC,
+            "image_size": 32,
+            "batch_size": 16,
+            "pipeline": "images",
+            **overrides,
+        }
     )
 
 

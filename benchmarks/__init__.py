@@ -1,0 +1,1 @@
+"""Benchmarks of inat, run from the repository root: python -m benchmarks.throughput."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 
+import helpers.runs
 import pytest
 import torch
 import torchvision
@@ -17,15 +18,10 @@ from inat.train.features import use_cached_features
 
 pytestmark = pytest.mark.slow
 
-# The tiny CNN that learns the generated images (as in tests/train/test_learning.py), with
+# The tiny CNN that learns the generated images (helpers.runs.LEARNS), with
 # augmentation: the prepared pipeline augments batches, the per-image one each image.
 LEARNS = [
-    "model.batch_norm=true",
-    "optimizer=adam",
-    "optimizer.lr=0.003",
-    "scheduler=cosine",
-    "scheduler.warmup_epochs=0",
-    "trainer.epochs=15",
+    *helpers.runs.LEARNS,
     "data.synthetic.train_per_class=60",
     "data.augment=true",
 ]

@@ -6,21 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import LEARNS
 from PIL import Image
 
 from inat.train import train
 
 pytestmark = pytest.mark.slow
-
-# The tiny CNN with batch norm and Adam on a cosine schedule: 15 epochs of a few seconds.
-LEARNS = [
-    "model.batch_norm=true",
-    "optimizer=adam",
-    "optimizer.lr=0.003",
-    "scheduler=cosine",
-    "scheduler.warmup_epochs=0",
-    "trainer.epochs=15",
-]
 
 
 def test_scratch_cnn_learns_generated_images(tiny_cfg):

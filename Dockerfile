@@ -43,15 +43,18 @@ open('/opt/inat-src/requirements.txt', 'w').write('\n'.join(deps))" \
 COPY README.md /opt/inat-src/
 COPY hydra_plugins /opt/inat-src/hydra_plugins
 COPY inat /opt/inat-src/inat
-RUN pip install --no-cache-dir --disable-pip-version-check --no-deps /opt/inat-src \
-    && rm -rf /opt/inat-src \
-    && inat --help >/dev/null
-
-# What the image is: OCI labels, and the same facts for result.json (inat/train/versions.py).
+# What the image is, for the labels and stamps below. Declared before this RUN, whose cache
+# key holds their values, so that a build at a new commit never reuses the layers of an old
+# one: podman (buildah) reuses a cached LABEL or ENV layer whose ARG values differ.
 ARG BASE_IMAGE
 ARG VERSION=""
 ARG REVISION=""
 ARG INAT_IMAGE=""
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps /opt/inat-src \
+    && rm -rf /opt/inat-src \
+    && inat --help >/dev/null
+
+# OCI labels, and the same facts for result.json (inat/train/versions.py).
 LABEL org.opencontainers.image.title="inat" \
       org.opencontainers.image.description="Train image classifiers on iNaturalist-12K as batch jobs" \
       org.opencontainers.image.source="https://github.com/inat-project/inat" \

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,20 +38,23 @@ def _script(name: str, *args: str) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def image() -> str:
-    """The image's tag, built once per session (podman's layer cache makes a rebuild quick)."""
-    require_podman()
+def _build(tag: str, *build_args: str) -> str:
+    """Build the image as `tag` on the Debian base, passing `build_args` to podman build."""
     _script("container-base.sh", BASE)
-    _script(
-        "build-image.sh",
-        "--engine",
-        "podman",
-        "--base",
-        BASE,
-        "--wheelhouse",
-        str(CACHE / "wheelhouse"),
-        "--tag",
-        TAG,
-    )
-    return TAG
+    wheelhouse = str(CACHE / "wheelhouse")
+    options = ["--engine", "podman", "--base", BASE, "--wheelhouse", wheelhouse, "--tag", tag]
+    _script("build-image.sh", *options, "--", *build_args)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def build_image() -> Callable[..., str]:
+    """build_image(TAG, *BUILD_ARGS) builds the image as TAG and returns TAG."""
+    require_podman()
+    return _build
+
+
+@pytest.fixture(scope="session")
+def image(build_image) -> str:
+    """The image's tag, built once per session (podman's layer cache makes a rebuild quick)."""
+    return build_image(TAG)

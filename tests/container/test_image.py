@@ -107,6 +107,21 @@ def test_labels_and_stamps_name_the_version_and_commit(image):
     assert config["User"] == "1000:1000"
 
 
+def test_a_rebuild_at_another_commit_restamps_the_cached_image(image, build_image):
+    # On top of the cached layers of `image`: a new commit must never inherit the old stamps.
+    revision = uuid.uuid4().hex
+    restamped = build_image("localhost/inat:restamped", "--build-arg", f"REVISION={revision}")
+    try:
+        config = image_config(restamped)
+    finally:
+        podman("rmi", restamped)
+    env = dict(item.split("=", 1) for item in config["Env"])
+
+    assert config["Labels"]["org.opencontainers.image.revision"] == revision
+    assert env["INAT_GIT_COMMIT"] == revision
+    assert env["INAT_IMAGE"] == "localhost/inat:restamped"
+
+
 def test_smoke_passes_on_the_cpu_under_the_charts_restrictions(s3_job):
     s3_job.client.put_object(Bucket=s3_job.bucket, Key="data/nature_12K.zip", Body=b"not read")
     # As the Helm chart runs it: a read-only root file system, /tmp writable, HOME there.

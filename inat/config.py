@@ -32,6 +32,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.mixed_precision": (lambda v: v in MIXED_PRECISION, f"one of {MIXED_PRECISION}"),
     "trainer.grad_accum_steps": (_positive_int, "an integer >= 1"),
     "trainer.grad_clip_norm": (lambda v: v is None or v > 0, "null or a number > 0"),
+    "trainer.max_nonfinite_steps": (_positive_int, "an integer >= 1"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "trainer.early_stopping_patience": (
         lambda v: v is None or _positive_int(v),

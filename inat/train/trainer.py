@@ -146,12 +146,38 @@ def _check_same_architecture(saved: dict[str, Any], current: dict[str, Any], uri
         )
 
 
-def _stop_requested(stop: StopRequest, accelerator: Accelerator) -> bool:
-    """Whether any process got a stop signal; all processes agree, so they stop together."""
+def _any_process(accelerator: Accelerator, *flags: bool) -> list[bool]:
+    """Each flag ORed over all processes, so that all of them act on it together."""
     if accelerator.num_processes == 1:
-        return bool(stop)
-    flag = torch.tensor(float(bool(stop)), device=accelerator.device)
-    return accelerator.reduce(flag, reduction="sum").item() > 0
+        return list(flags)
+    counts = torch.tensor([float(flag) for flag in flags], device=accelerator.device)
+    return [count > 0 for count in accelerator.reduce(counts, reduction="sum").tolist()]
+
+
+def _diverged(what: str, state: dict[str, Any]) -> InatError:
+    """The error that ends a run whose loss or weights are no longer finite."""
+    return InatError(
+        f"{what} (epoch {state['epoch'] + 1}, step {state['step']}; {state['skipped_steps']} "
+        "steps skipped for fp16 overflow so far): the run diverged. Lower optimizer.lr, set "
+        "trainer.grad_clip_norm, or use bf16; the last good checkpoint is kept."
+    )
+
+
+def _warn_of_nonfinite_steps(
+    epoch: int, skipped: int, nonfinite: int, accelerator: Accelerator
+) -> None:
+    """Log the epoch's optimizer steps skipped for fp16 overflow and those with a bad loss."""
+    if not (skipped or nonfinite):
+        return
+    scale = f"{accelerator.scaler.get_scale():g}" if accelerator.scaler else "none"
+    log.warning(
+        "epoch %d: fp16 overflow skipped %d optimizer step(s) (loss scale now %s); %d step(s) "
+        "had a loss that was not finite (left out of the epoch's metrics)",
+        epoch,
+        skipped,
+        scale,
+        nonfinite,
+    )
 
 
 def _fit(
@@ -201,7 +227,8 @@ def _fit(
         "best_epoch": None,
         "epochs_since_best": 0,
         "stopped_early": False,
-        "skipped_steps": 0,
+        "skipped_steps": 0,  # optimizer steps the fp16 loss scaler skipped (inf/NaN gradients)
+        "nonfinite_steps": 0,  # optimizer steps with a loss that was not finite
         "history": [],
         "resumes": [],
     }
@@ -270,6 +297,7 @@ def _fit(
     # -- the epoch loop
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
     num_classes = cfg.data.num_classes
+    nonfinite_streak = 0  # optimizer steps in a row whose loss was not finite
     with StopRequest() as stop:
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
@@ -280,6 +308,7 @@ def _fit(
             resumed = state["train_sums"] if main else [0.0, 0.0, 0.0]
             sums = torch.tensor(resumed, device=accelerator.device)
             resumed_count = state["train_sums"][2]
+            skipped_before, nonfinite_before = state["skipped_steps"], state["nonfinite_steps"]
             net.train()
             epoch_start = time.perf_counter()
             progress = Progress(
@@ -289,6 +318,7 @@ def _fit(
                 every=cfg.trainer.log_every_n_steps,
                 enabled=main,
             )
+            nonfinite = False  # a micro-batch of this optimizer step had a non-finite loss
             for i, (images, labels) in enumerate(progress, start=skip + 1):
                 with accelerator.accumulate(net):
                     # e.g. uint8 -> normalized, augmented float batches, on the device
@@ -304,15 +334,32 @@ def _fit(
                         else:
                             scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                n = labels.numel()
-                sums += torch.stack(
-                    [loss.detach() * n, (logits.argmax(1) == labels).sum(), sums.new_tensor(n)]
-                )
-                progress.set(loss=loss.item(), lr=scheduler.get_last_lr()[0])
+                loss_value = loss.item()
+                if math.isfinite(loss_value):  # a non-finite batch stays out of the epoch's means
+                    n = labels.numel()
+                    sums += torch.stack(
+                        [loss.detach() * n, (logits.argmax(1) == labels).sum(), sums.new_tensor(n)]
+                    )
+                else:
+                    nonfinite = True
+                progress.set(loss=loss_value, lr=scheduler.get_last_lr()[0])
                 if not accelerator.sync_gradients:
                     continue
                 state["step"] += 1
-                if _stop_requested(stop, accelerator) and i < len(train_dl):
+                stop_now, nonfinite = _any_process(accelerator, bool(stop), nonfinite)
+                if nonfinite:
+                    state["nonfinite_steps"] += 1
+                    nonfinite_streak += 1
+                    if nonfinite_streak >= cfg.trainer.max_nonfinite_steps:
+                        raise _diverged(
+                            f"the training loss was not finite for {nonfinite_streak} "
+                            "optimizer steps in a row",
+                            state,
+                        )
+                else:
+                    nonfinite_streak = 0
+                nonfinite = False
+                if stop_now and i < len(train_dl):
                     state.update(
                         batches_done=i, train_sums=accelerator.reduce(sums, "sum").tolist()
                     )
@@ -322,15 +369,12 @@ def _fit(
             # end of an epoch: reduce, validate, checkpoint, log
             loss_sum, correct, count = accelerator.reduce(sums, reduction="sum").tolist()
             epoch_time = time.perf_counter() - epoch_start
+            if not count:
+                raise _diverged("no batch of the epoch had a finite training loss", state)
             train_loss = loss_sum / count
-            if not math.isfinite(train_loss):
-                raise InatError(
-                    f"the training loss is {train_loss} in epoch {epoch + 1} "
-                    f"({state['skipped_steps']} steps skipped for overflow so far): the run "
-                    "diverged. Lower optimizer.lr, set trainer.grad_clip_norm, or use bf16; "
-                    "the last good checkpoint is kept."
-                )
             val = evaluate(net, val_dl, accelerator, num_classes)
+            if not math.isfinite(val.loss):  # broken weights never reach a checkpoint
+                raise _diverged(f"the validation loss is {val.loss}", state)
             improved = val.accuracy > state["best_val_accuracy"]
             state.update(
                 epoch=epoch + 1,
@@ -356,10 +400,17 @@ def _fit(
                 "epoch_time": epoch_time,
                 "images_per_sec": (count - resumed_count) / epoch_time,
                 "skipped_steps": state["skipped_steps"],
+                "nonfinite_steps": state["nonfinite_steps"],
             }
             state["history"].append(row)
             save_checkpoint(is_best=improved)
             if main:
+                _warn_of_nonfinite_steps(
+                    epoch + 1,
+                    state["skipped_steps"] - skipped_before,
+                    state["nonfinite_steps"] - nonfinite_before,
+                    accelerator,
+                )
                 tracker.log_epoch(state["history"])
                 _mark(run, "running", epochs=state["epoch"])  # updated_at shows it is alive
                 log.info(
@@ -376,7 +427,7 @@ def _fit(
                 )
             if state["stopped_early"]:
                 log.info("early stop: no better validation accuracy for %d epochs", patience)
-            if _stop_requested(stop, accelerator) and state["epoch"] < epochs:
+            if _any_process(accelerator, bool(stop))[0] and state["epoch"] < epochs:
                 raise Interrupted(f"stopped by a signal after epoch {epoch + 1}; checkpoint saved")
 
     # -- test the best checkpoint
@@ -396,6 +447,7 @@ def _fit(
             "confusion_matrix": test.confusion,
         },
         "skipped_steps": state["skipped_steps"],
+        "nonfinite_steps": state["nonfinite_steps"],
         "train_seconds": sum(row["epoch_time"] for row in state["history"]),
         "wall_seconds_last_attempt": time.perf_counter() - started,
         "finished_at": now(),

@@ -101,10 +101,14 @@ def test_a_run_whose_loss_is_not_finite_stops_and_keeps_its_last_good_checkpoint
     }
     torch.save(state, checkpoints / latest["path"])
 
-    diverged = run_inat(tmp_path, *ARGS, *location(tmp_path))
+    rows = read_metrics(tmp_path / "out" / "default")
+
+    diverged = run_inat(tmp_path, *ARGS, "trainer.max_nonfinite_steps=3", *location(tmp_path))
     assert diverged.returncode == 1
-    assert "the run diverged" in diverged.stdout + diverged.stderr
+    output = diverged.stdout + diverged.stderr
+    assert "not finite for 3 optimizer steps in a row" in output and "the run diverged" in output
     assert json.loads((checkpoints / "latest.json").read_text()) == latest
+    assert read_metrics(tmp_path / "out" / "default") == rows
     result = json.loads((tmp_path / "out" / "default" / "result.json").read_text())
     assert result["status"] == "failed" and "diverged" in result["error"]
 

@@ -60,6 +60,7 @@ def test_schedules_per_step(sched, expected):
     [
         ("trainer.mixed_precision", "fp8", "trainer.mixed_precision='fp8' is not allowed"),
         ("trainer.epochs", 0, "trainer.epochs=0"),
+        ("trainer.max_nonfinite_steps", 0, "trainer.max_nonfinite_steps=0"),
         ("data.val_fraction", 1.5, "data.val_fraction=1.5"),
         ("scheduler.name", "step", "scheduler.name='step'"),
         ("optimizer.lr", -1, "optimizer.lr=-1"),

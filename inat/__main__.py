@@ -1,4 +1,4 @@
-"""`python -m inat` is the `inat` command (and what `accelerate launch -m inat` runs)."""
+"""`python -m inat` is the `inat` command (and what `inat launch` runs in each process)."""
 
 import sys
 

@@ -2,6 +2,8 @@
 
     inat train [OVERRIDES...]          train one run; Hydra overrides, `-m` for a multirun
     inat train --help                  every config group and option
+    inat launch [ACCELERATE OPTIONS] COMMAND [ARGS...]
+                                       COMMAND in one process per GPU (accelerate launch)
     inat data download [SOURCE]        fetch and extract a data set into the local cache
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
@@ -28,6 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from inat.errors import ExitCode, InatError
+from inat.multiprocess import launch
 from inat.results.configs import LOCATION_KEYS
 from inat.sweep import point_name
 
@@ -281,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
         "(inat train --help lists them)",
         add_help=False,
     )
+    commands.add_parser(
+        "launch",
+        help="run an inat command in several processes, one per GPU: accelerate launch "
+        "options, then the command (inat launch --help lists the options)",
+        add_help=False,
+    )
     sweep = commands.add_parser(
         "sweep",
         help="run a job file (jobs/*.yaml): every point here, one after another, or one point",
@@ -346,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train_command(argv[1:])
+    if argv[:1] == ["launch"]:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return launch(argv[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

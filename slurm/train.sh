@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One training run on 1..N GPUs of one or more nodes: srun starts one `accelerate launch` per
+# One training run on 1..N GPUs of one or more nodes: srun starts one `inat launch` per
 # node, which starts one training process per GPU; the nodes meet at the allocation's first
 # node (c10d rendezvous). One process in all runs `inat train` directly.
 #
@@ -12,7 +12,8 @@
 #   PYTHON          the Python that has inat installed (default: python3 on PATH; sbatch passes
 #                   on the submitting shell's environment, an activated venv too)
 #   PROCS_PER_NODE  training processes per node (default: the GPUs Slurm gave each node, or 1)
-#   LAUNCH_ARGS     more `accelerate launch` options, e.g. "--mixed_precision bf16"
+#   LAUNCH_ARGS     more options of `inat launch` (those of `accelerate launch`), e.g.
+#                   "--mixed_precision bf16"
 #   MASTER_PORT     the rendezvous port on the first node (default: one derived from the job id)
 # Time limits and preemption: Slurm sends this script USR2 three minutes before the end
 # (--signal); it passes the signal on to every training process, which checkpoints and stops,
@@ -46,10 +47,10 @@ else
     export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR2
     # Each node's shell fills in its own rank: $SLURM_NODEID differs between srun's tasks.
     # shellcheck disable=SC2016
-    command=(bash -c 'exec "$0" -m accelerate.commands.launch --machine_rank "$SLURM_NODEID" "$@"'
+    command=(bash -c 'exec "$0" -m inat launch --machine_rank "$SLURM_NODEID" "$@"'
         "$python" --multi_gpu --num_machines "$nodes" --num_processes "$((nodes * procs))"
         --main_process_ip "$head" --main_process_port "$port" --rdzv_backend c10d
-        "${launch_args[@]}" -m inat train "$@")
+        "${launch_args[@]}" train "$@")
 fi
 # Threads per process: the task's CPUs shared by its processes, not every core of the node.
 threads=$((${SLURM_CPUS_PER_TASK:-$procs} / procs))

@@ -53,15 +53,15 @@ def point_command(
 ) -> list[str]:
     """`python -m inat sweep --index I JOB OVERRIDES...` for point `index`.
 
-    More than one process runs under `accelerate launch` (DDP on one node, on a free port);
+    More than one process runs under `inat launch` (DDP on one node, on a free port);
     with a container image, everything runs in `ENGINE exec --nv`, with `mounts` (the working
     folder, the logs) and the container's own mounts bound at the same paths.
     """
     python = container.python if container.image else sys.executable
     if processes > 1:
         launch = [
-            *(python, "-m", "accelerate.commands.launch", "--multi_gpu"),
-            *("--num_processes", str(processes), "--main_process_port", "0", "-m", "inat"),
+            *(python, "-m", "inat", "launch", "--multi_gpu"),
+            *("--num_processes", str(processes), "--main_process_port", "0"),
         ]
     else:
         launch = [python, "-m", "inat"]

@@ -1,8 +1,8 @@
 """The training loop: a composed config in, a finished run directory out.
 
     inat train                                                # one process: the CPU or one GPU
-    accelerate launch --num_processes 4 -m inat train ...     # DDP on 4 GPUs of one node
-    accelerate launch --multi_gpu --num_processes 2 -m inat train trainer.cpu=true  # CPU DDP
+    inat launch --multi_gpu --num_processes 4 train ...       # DDP on 4 GPUs of one node
+    inat launch --multi_gpu --num_processes 2 train trainer.cpu=true    # DDP on the CPU
 
 Phases, in order: checks; accelerator; run directory; model and optimizer (bad
 values fail here, before any data is read); data; resume; the epoch loop; the

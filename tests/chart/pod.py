@@ -9,7 +9,7 @@ the kubelet, only as far as the chart relies on them, and fails on anything else
   `valueFrom.fieldRef` on the pod's annotations (where the Job controller puts the
   completion index);
 - $(VAR) in command, args and env values is expanded as Kubernetes does; $$ gives $.
-The command itself runs for real: `inat` (or `accelerate`) from this Python's bin folder.
+The command itself runs for real: `inat` from this Python's bin folder.
 """
 
 from __future__ import annotations

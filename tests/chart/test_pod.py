@@ -174,7 +174,7 @@ def test_a_pod_with_several_gpus_trains_with_one_process_each(cluster, s3_client
         },
     )
     pod = _pod(cluster, manifests, tmp_path)
-    assert pod.argv[:2] == ["accelerate", "launch"]
+    assert pod.argv[:2] == ["inat", "launch"]
     done = run(pod)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(_objects(s3_client, bucket, "ddp/smoke")["result.json"])

@@ -188,7 +188,7 @@ def test_a_shared_cache_claim_replaces_the_pods_own_cache():
         ({"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": None}}, 1),
     ],
 )
-def test_several_gpus_run_one_process_each_through_accelerate(resources, processes):
+def test_several_gpus_run_one_process_each_through_inat_launch(resources, processes):
     manifests = render([DEMO], {"resources": resources, "terminationGracePeriodSeconds": 400})
     main = container(manifests)
     env = env_of(manifests)
@@ -197,7 +197,7 @@ def test_several_gpus_run_one_process_each_through_accelerate(resources, process
         assert "TORCH_ELASTIC_SHUTDOWN_TIMEOUT" not in env
     else:
         assert main["command"] == [
-            "accelerate", "launch", "--multi_gpu", "--num_processes", str(processes), "-m", "inat",
+            "inat", "launch", "--multi_gpu", "--num_processes", str(processes),
         ]  # fmt: skip
         # The launcher must leave its workers the grace period to checkpoint.
         assert int(env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"]["value"]) == 390

@@ -1,4 +1,4 @@
-"""`sbatch slurm/train.sh` on a real Slurm cluster: srun starts `accelerate launch`, which
+"""`sbatch slurm/train.sh` on a real Slurm cluster: srun starts `inat launch`, which
 starts two training processes (DDP on the CPU) that meet through the rendezvous the script
 sets up; the warning before a time limit makes them checkpoint, the script requeues the
 job, and the run resumes to exactly its configured epochs."""

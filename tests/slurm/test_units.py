@@ -28,13 +28,13 @@ def test_a_point_runs_inat_sweep_on_the_hosts_python_by_default():
     ]
 
 
-def test_a_point_with_several_gpus_runs_one_process_per_gpu_under_accelerate_launch():
+def test_a_point_with_several_gpus_runs_one_process_per_gpu_under_inat_launch():
     assert processes_per_point(None) == processes_per_point(0) == 1
     command = point_command("job.yaml", 0, [], processes_per_point(4), Container())
-    launch = command[: command.index("inat")]
-    assert launch[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
+    launch = command[: command.index("sweep")]
+    assert launch[1:5] == ["-m", "inat", "launch", "--multi_gpu"]
     assert launch[launch.index("--num_processes") + 1] == "4"
-    assert command[command.index("inat") :] == ["inat", "sweep", "--index", "0", "job.yaml"]
+    assert command[command.index("sweep") :] == ["sweep", "--index", "0", "job.yaml"]
 
 
 def test_a_container_image_runs_the_point_with_apptainer_exec_nv_and_the_folders_bound():

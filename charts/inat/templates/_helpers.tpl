@@ -94,14 +94,14 @@ one point per combination of the swept values; random draws num_points of them a
 
 {{/*
 The container's command line, as JSON: `inat sweep` on the job file, for one point of a
-sweep ($(JOB_COMPLETION_INDEX)), under `accelerate launch` with one process per GPU
+sweep ($(JOB_COMPLETION_INDEX)), under `inat launch` with one process per GPU
 when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in args.
 */}}
 {{- define "inat.commandLine" -}}
 {{- $gpus := include "inat.gpus" . | int -}}
 {{- $command := list "inat" -}}
 {{- if gt $gpus 1 -}}
-{{- $command = list "accelerate" "launch" "--multi_gpu" "--num_processes" (toString $gpus) "-m" "inat" -}}
+{{- $command = list "inat" "launch" "--multi_gpu" "--num_processes" (toString $gpus) -}}
 {{- end -}}
 {{- $args := list "sweep" -}}
 {{- if eq (include "inat.isSweep" .) "true" -}}

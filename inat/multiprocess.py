@@ -1,0 +1,57 @@
+"""Several processes of an inat command, one per GPU, under Accelerate's launcher, ending
+with the exit code of the process that failed.
+
+    inat launch --multi_gpu --num_processes 4 train experiment=original_finetune
+    inat launch --multi_gpu --num_processes 4 sweep --index 3 job.yaml output=s3://b/runs
+
+The options before the inat command are those of `accelerate launch`. That launcher exits 1
+whenever a process fails; this one keeps the process's code (inat/errors.py), so that the
+Slurm requeue logic and the Kubernetes podFailurePolicy can tell bad input (65, never
+retried) from a stop after a checkpoint (75, retried).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+from collections.abc import Sequence
+
+from inat.errors import ExitCode
+
+log = logging.getLogger(__name__)
+
+
+def launch(argv: Sequence[str]) -> int:
+    """Run `accelerate launch OPTIONS -m inat COMMAND ARGS` for argv = OPTIONS COMMAND ARGS.
+
+    Returns the exit code of the first process that failed, ExitCode.RETRY when the
+    launcher itself was asked to stop (its processes got the signal and checkpointed),
+    else ExitCode.OK.
+    """
+    from accelerate.commands.launch import launch_command, launch_command_parser
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    parser = launch_command_parser()
+    parser.prog = "inat launch"
+    parser.usage = "inat launch [ACCELERATE LAUNCH OPTIONS] COMMAND [ARGS...]"
+    args = parser.parse_args(argv)
+    if args.module or args.no_python:
+        parser.error("name the inat command only (e.g. train): it runs as `python -m inat`")
+    args.module = True
+    args.training_script_args = [args.training_script, *args.training_script_args]
+    args.training_script = "inat"
+    try:
+        launch_command(args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
+        log.error("process %d of %s failed first, with exit code %d", rank, e.name, code)
+        return code
+    except subprocess.CalledProcessError as e:  # one process, run as a plain subprocess
+        return e.returncode if e.returncode > 0 else 128 - e.returncode
+    except SignalException as e:
+        log.warning("stopped by %s: every process got it", signal.Signals(e.sigval).name)
+        return ExitCode.RETRY
+    return ExitCode.OK

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from inat import rundir
@@ -71,7 +71,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logging.getLogger("inat").setLevel(logging.WARNING)
     try:
         batch_size = _per_process_batch(cfg, accelerator)
-        set_seed(cfg.seed)
+        # Each process draws its own augmentations and dropout masks (seed + process index);
+        # DDP starts every process from process 0's initial weights.
+        set_seed(cfg.seed, device_specific=True)
         model = build_model(cfg.model, cfg.data.num_classes, cfg.data.image_size)
         if cfg.trainer.channels_last:
             # NHWC convolutions: faster on tensor cores and with oneDNN on the CPU.
@@ -240,14 +242,24 @@ def _fit(
         scheduler.load_state_dict(saved["scheduler"])
         if accelerator.scaler is not None and saved["scaler"] is not None:
             accelerator.scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
         state.update(saved["train_state"])
+        generators = saved["rng"]  # one entry per process
+        if len(generators) == accelerator.num_processes:
+            set_rng_state(generators[accelerator.process_index])
+        else:
+            log.info(
+                "resuming on %d processes, not %d: random generators seeded afresh",
+                accelerator.num_processes,
+                len(generators),
+            )
+            set_seed(cfg.seed + state["step"], device_specific=True)
         state["resumes"].append(
             {"epoch": state["epoch"], "batches_done": state["batches_done"], "at": now()}
         )
         log.info("resuming %s from %s (epoch %d)", run.uri, pointer["path"], state["epoch"])
 
     def save_checkpoint(is_best: bool) -> None:
+        generators = gather_object([rng_state()])  # every process's, by process index
         if main:
             ckpts.save(
                 {
@@ -255,7 +267,7 @@ def _fit(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
-                    "rng": rng_state(),
+                    "rng": generators,
                     "train_state": state,
                     "epoch": state["epoch"],
                     "config": config,

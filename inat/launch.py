@@ -4,11 +4,13 @@ or all of them here, one after another, with the sweep's manifest and summary.
     OUTPUT/NAME/sweep.json      the ordered points, written once
     OUTPUT/NAME/<point>/        one run directory per point
     OUTPUT/NAME/summary.json    every point's status and metrics, written when all ended
+                                (by the last point to end, and by run_all)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +20,7 @@ from omegaconf import DictConfig
 
 from inat import rundir
 from inat.errors import ConfigError, InatError, Interrupted
-from inat.results.status import MANIFEST, write_summary
+from inat.results.status import MANIFEST, SUMMARY, write_summary, write_summary_if_ended
 from inat.storage import Storage, configure, open_storage
 from inat.sweep import Point, expand
 
@@ -84,7 +86,8 @@ def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict
     """Train point `index` of the job (resuming it if it has a checkpoint).
 
     A point that fails before training (its overrides do not compose, a value is not
-    allowed) is recorded as failed in its run directory.
+    allowed) is recorded as failed in its run directory. The last point of a sweep to end
+    writes the sweep's summary.json.
     """
     from inat.train import train
 
@@ -96,6 +99,28 @@ def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict
         return train(compose_point(job, point, overrides))
     storage = sweep_storage(job, overrides)
     write_manifest(storage, job, points)
+    try:
+        return _run_sweep_point(job, point, overrides, storage)
+    finally:
+        if os.environ.get("RANK", "0") == "0":  # one process of `inat launch` (torchrun's rank)
+            _summarize_if_ended(storage)
+
+
+def _summarize_if_ended(storage: Storage) -> None:
+    """Write the sweep's summary.json if this was its last point to end; never raise."""
+    try:
+        if write_summary_if_ended(storage):
+            log.info("every point has ended: summary in %s/%s", storage.uri, SUMMARY)
+    except (InatError, OSError) as e:
+        log.warning("could not write the summary of %s: %s", storage.uri, e)
+
+
+def _run_sweep_point(
+    job: dict[str, Any], point: Point, overrides: Sequence[str], storage: Storage
+) -> dict[str, Any]:
+    """Train `point` of the sweep in `storage`, recording a failure in its run directory."""
+    from inat.train import train
+
     try:
         cfg = compose_point(job, point, overrides)
     except HydraException as e:

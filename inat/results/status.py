@@ -3,7 +3,8 @@ summary.json. Files that cannot be read (yet) are reported, never fatal.
 
     OUTPUT/NAME/sweep.json      the ordered points, written once by the launcher
     OUTPUT/NAME/<point>/        one run directory per point (see inat.rundir)
-    OUTPUT/NAME/summary.json    every point's row, written when all points ended
+    OUTPUT/NAME/summary.json    every point's row, written when all points ended: by the
+                                controller, or by the last point to end (Kubernetes)
 """
 
 from __future__ import annotations
@@ -123,15 +124,34 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(done or scored, key=lambda r: (-r["best_val_accuracy"], r["index"]), default=None)
 
 
-def write_summary(storage: Storage) -> dict[str, Any]:
-    """Write summary.json from the manifest and every point's run directory."""
+def sweep_summary(storage: Storage) -> dict[str, Any]:
+    """The content of summary.json, from the manifest and every point's run directory."""
     manifest = storage.read_json(MANIFEST)
     rows = [point_status(storage, p) for p in manifest["points"]]
-    summary = {
+    return {
         "name": manifest["name"],
         "points": rows,
         "counts": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
         "best": best_row([r for r in rows if r["status"] == "done"]),
     }
+
+
+def write_summary(storage: Storage) -> dict[str, Any]:
+    """Write summary.json from the manifest and every point's run directory."""
+    summary = sweep_summary(storage)
     storage.write_json(SUMMARY, summary)
     return summary
+
+
+def write_summary_if_ended(storage: Storage) -> bool:
+    """Write summary.json if every point has ended (done or failed); returns whether it did.
+
+    Where no controller waits for all points (a Kubernetes Indexed Job), each point calls
+    this as it ends. Of several points ending at once, the one that reads last sees them all,
+    as each wrote its result.json before reading and S3 reads see every completed write.
+    """
+    summary = sweep_summary(storage)
+    if any(row["status"] not in ("done", "failed") for row in summary["points"]):
+        return False
+    storage.write_json(SUMMARY, summary)
+    return True

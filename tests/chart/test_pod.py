@@ -81,11 +81,14 @@ def test_the_pods_write_the_same_sweep_as_the_local_path(cluster, s3_client, tmp
     points = one(manifests, "Job")["spec"]["completions"]
     pods = [_pod(cluster, manifests, tmp_path / f"pod-{i}", index=i) for i in range(points)]
     # Two pods at a time, as the Indexed Job with parallelism 2 would run them.
-    for pair in (pods[i : i + 2] for i in range(0, len(pods), 2)):
-        running = [start(pod) for pod in pair]
+    for first in range(0, len(pods), 2):
+        running = [start(pod) for pod in pods[first : first + 2]]
         for process in running:
             output = process.communicate(timeout=300)[0]
             assert process.returncode == 0, output
+        # The point that ends last writes summary.json, as no controller waits for them all.
+        ended = "summary.json" in _objects(s3_client, bucket, "k8s/demo-sweep")
+        assert ended == (first + 2 >= len(pods))
 
     done = run_inat(
         tmp_path, "sweep", str(DEMO), f"output=s3://{bucket}/local",
@@ -95,13 +98,18 @@ def test_the_pods_write_the_same_sweep_as_the_local_path(cluster, s3_client, tmp
 
     k8s = _objects(s3_client, bucket, "k8s/demo-sweep")
     local = _objects(s3_client, bucket, "local/demo-sweep")
-    # summary.json is written by the local controller, which an Indexed Job does not have.
-    assert set(k8s) == set(local) - {"summary.json"}
+    assert set(k8s) == set(local)
+    summaries = [json.loads(objects["summary.json"]) for objects in (k8s, local)]
+    for summary in summaries:
+        for row in [*summary["points"], summary["best"]]:
+            del row["wall_seconds"], row["train_seconds"]
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["counts"] == {"done": 4}
     manifest = json.loads(k8s["sweep.json"])
     assert manifest == json.loads(local["sweep.json"])
     names = [p["name"] for p in manifest["points"]]
     assert len(names) == points == 4
-    assert {key.split("/")[0] for key in k8s} == {*names, "sweep.json"}
+    assert {key.split("/")[0] for key in k8s} == {*names, "sweep.json", "summary.json"}
     for name in names:
         assert json.loads(k8s[f"{name}/result.json"])["status"] == "done"
         metrics = f"{name}/metrics.jsonl"

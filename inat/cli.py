@@ -58,10 +58,16 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
         return train(cfg)["best_val_accuracy"]
-    except InatError as e:
-        log.error("%s (exit code %d: %s)", e, e.exit_code, e.exit_code.name)
+    except Exception as e:
+        # Reported here, not by Hydra, whose report names the overrides: they may hold
+        # secrets (a URL's password).
+        code = e.exit_code if isinstance(e, InatError) else ExitCode.FAILURE
+        if isinstance(e, InatError):
+            log.error("%s (exit code %d: %s)", e, code, code.name)
+        else:
+            log.exception("unexpected failure (exit code %d: %s)", code, code.name)
         if not multirun:
-            sys.exit(e.exit_code)
+            sys.exit(code)
         _TrainState.failures.append(cfg.run_dir)
         return None
 

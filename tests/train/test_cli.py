@@ -7,6 +7,9 @@ import json
 import pytest
 from helpers.runs import TINY, location, run_inat
 
+import inat.train
+from inat.cli import main
+
 
 def test_help_lists_the_commands(tmp_path):
     done = run_inat(tmp_path, "--help")
@@ -61,3 +64,18 @@ def test_multirun_trains_each_point_in_its_own_run_directory(tmp_path):
         result = json.loads((point / "result.json").read_text())
         assert result["status"] == "done"
         assert result["epochs"] == 1
+
+
+def test_an_unexpected_crash_is_reported_without_the_overrides(tmp_path, monkeypatch, capfd):
+    def crash(cfg):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(inat.train, "train", crash)  # the fault: a bug in the trainer
+    source = "data.source=https://user:hunter2@127.0.0.1:9/nature_12K.zip"
+
+    code = main(["train", *TINY, *location(tmp_path), source])
+
+    output = "".join(capfd.readouterr())
+    assert code == 1
+    assert "unexpected failure" in output and "RuntimeError: a bug" in output
+    assert "hunter2" not in output

@@ -1,9 +1,9 @@
 """Resume: a killed or signalled run restarts from its checkpoint and ends exactly as an
 uninterrupted run with the same seed would (on the CPU).
 
-Epoch-boundary checkpoints restore every random stream, so a kill -9 run matches even with
-dropout and augmentation. A stop signal checkpoints mid-epoch; that resume skips the batches
-already seen, in the same order, and matches exactly when the epoch draws no random numbers.
+Checkpoints restore every random stream, so a resumed run matches even with dropout,
+augmentation and worker processes. A stop signal checkpoints mid-epoch; that resume skips
+the batches already seen, in the same order.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ pytestmark = pytest.mark.slow
 EPOCHS = 4
 RANDOM = ["train", *TINY, f"trainer.epochs={EPOCHS}", "model.dropout=0.2", "data.augment=true"]
 PLAIN = ["train", *TINY, f"trainer.epochs={EPOCHS}", "model.dropout=0.0", "data.augment=false"]
+# Random draws in the main process, worker processes that load the batches: a resume must
+# leave every generator where the uninterrupted run had it.
+WORKERS = [*RANDOM, "data.num_workers=2"]
 
 
 def _uninterrupted(tmp_path, args: list[str]) -> tuple[list[dict], dict]:
@@ -47,15 +50,15 @@ def test_kill_9_after_an_epoch_then_restart_matches_an_uninterrupted_run(tmp_pat
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
 def test_a_stop_signal_mid_epoch_checkpoints_exits_75_and_resumes_exactly(tmp_path, sig):
-    metrics, result = _uninterrupted(tmp_path / "reference", PLAIN)
-    stopped = run_until(tmp_path, PLAIN, f"epoch 2/{EPOCHS} 3/", sig)
+    metrics, result = _uninterrupted(tmp_path / "reference", WORKERS)
+    stopped = run_until(tmp_path, WORKERS, f"epoch 2/{EPOCHS} 3/", sig)
     assert stopped.returncode == 75
     run_dir = tmp_path / "out" / "default"
     assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
     latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
     assert latest["epoch"] == 1  # epochs finished; the checkpoint is inside epoch 2
 
-    resumed = run_inat(tmp_path, *PLAIN, *location(tmp_path))
+    resumed = run_inat(tmp_path, *WORKERS, *location(tmp_path))
     assert resumed.returncode == 0, resumed.stderr
     rows = read_metrics(run_dir)
     assert without_timings(rows) == without_timings(metrics)

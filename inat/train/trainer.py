@@ -172,7 +172,9 @@ def _warn_of_nonfinite_steps(
     if not (skipped or nonfinite):
         return
     scale = f"{accelerator.scaler.get_scale():g}" if accelerator.scaler else "none"
-    log.warning(
+    # A few skipped steps are how the scaler finds its scale; a bad loss is worth a warning.
+    log.log(
+        logging.WARNING if nonfinite else logging.INFO,
         "epoch %d: fp16 overflow skipped %d optimizer step(s) (loss scale now %s); %d step(s) "
         "had a loss that was not finite (left out of the epoch's metrics)",
         epoch,

@@ -165,7 +165,7 @@ def _diverged(what: str, state: dict[str, Any]) -> InatError:
     )
 
 
-def _warn_of_nonfinite_steps(
+def _log_nonfinite_steps(
     epoch: int, skipped: int, nonfinite: int, accelerator: Accelerator
 ) -> None:
     """Log the epoch's optimizer steps skipped for fp16 overflow and those with a bad loss."""
@@ -419,7 +419,7 @@ def _fit(
             state["history"].append(row)
             save_checkpoint(is_best=improved)
             if main:
-                _warn_of_nonfinite_steps(
+                _log_nonfinite_steps(
                     epoch + 1,
                     state["skipped_steps"] - skipped_before,
                     state["nonfinite_steps"] - nonfinite_before,

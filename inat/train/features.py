@@ -115,8 +115,19 @@ def feature_loaders(
             shuffle=True,
             generator=torch.Generator().manual_seed(seed),
         ),
-        val=DataLoader(val, batch_size=batch_size, shuffle=False),
-        test=DataLoader(test, batch_size=batch_size, shuffle=False),
+        # Own generators, as data.val's and data.test's: iterating draws no global random number.
+        val=DataLoader(
+            val,
+            batch_size=batch_size,
+            shuffle=False,
+            generator=torch.Generator().manual_seed(seed),
+        ),
+        test=DataLoader(
+            test,
+            batch_size=batch_size,
+            shuffle=False,
+            generator=torch.Generator().manual_seed(seed),
+        ),
         classes=data.classes,
         skipped=data.skipped,
     )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from helpers.runs import TINY, location, run_inat
-
-import inat.train
-from inat.cli import main
 
 
 def test_help_lists_the_commands(tmp_path):
@@ -66,16 +65,23 @@ def test_multirun_trains_each_point_in_its_own_run_directory(tmp_path):
         assert result["epochs"] == 1
 
 
-def test_an_unexpected_crash_is_reported_without_the_overrides(tmp_path, monkeypatch, capfd):
-    def crash(cfg):
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(inat.train, "train", crash)  # the fault: a bug in the trainer
+def test_an_unexpected_crash_is_reported_without_the_overrides(tmp_path):
+    # The fault, a bug in the trainer, is injected in a child process running the command.
+    crash = (
+        "import sys, inat.train, inat.cli\n"
+        "def crash(cfg):\n"
+        "    raise RuntimeError('a bug')\n"
+        "inat.train.train = crash\n"
+        "sys.exit(inat.cli.main(sys.argv[1:]))\n"
+    )
     source = "data.source=https://user:hunter2@127.0.0.1:9/nature_12K.zip"
+    args = ["train", *TINY, *location(tmp_path), source]
 
-    code = main(["train", *TINY, *location(tmp_path), source])
+    done = subprocess.run(
+        [sys.executable, "-c", crash, *args], cwd=tmp_path, capture_output=True, text=True
+    )
 
-    output = "".join(capfd.readouterr())
-    assert code == 1
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
     assert "unexpected failure" in output and "RuntimeError: a bug" in output
     assert "hunter2" not in output

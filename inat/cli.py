@@ -58,18 +58,18 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
         return train(cfg)["best_val_accuracy"]
-    except Exception as e:
+    except InatError as e:
+        code = e.exit_code
+        log.error("%s (exit code %d: %s)", e, code, code.name)
+    except Exception:
         # Reported here, not by Hydra, whose report names the overrides: they may hold
         # secrets (a URL's password).
-        code = e.exit_code if isinstance(e, InatError) else ExitCode.FAILURE
-        if isinstance(e, InatError):
-            log.error("%s (exit code %d: %s)", e, code, code.name)
-        else:
-            log.exception("unexpected failure (exit code %d: %s)", code, code.name)
-        if not multirun:
-            sys.exit(code)
-        _TrainState.failures.append(cfg.run_dir)
-        return None
+        code = ExitCode.FAILURE
+        log.exception("unexpected failure (exit code %d: %s)", code, code.name)
+    if not multirun:
+        sys.exit(code)
+    _TrainState.failures.append(cfg.run_dir)
+    return None
 
 
 def _fixed_keys(args: Sequence[str]) -> list[str]:

@@ -46,12 +46,17 @@ def launch(argv: Sequence[str]) -> int:
         launch_command(args)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
-        code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode
+        code = _exit_code(failure.exitcode)
         log.error("process %d of %s failed first, with exit code %d", rank, e.name, code)
         return code
     except subprocess.CalledProcessError as e:  # one process, run as a plain subprocess
-        return e.returncode if e.returncode > 0 else 128 - e.returncode
+        return _exit_code(e.returncode)
     except SignalException as e:
         log.warning("stopped by %s: every process got it", signal.Signals(e.sigval).name)
         return ExitCode.RETRY
     return ExitCode.OK
+
+
+def _exit_code(returncode: int) -> int:
+    """A process's return code as a shell reports it: -N (killed by signal N) is 128 + N."""
+    return returncode if returncode > 0 else 128 - returncode

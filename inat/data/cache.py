@@ -1,9 +1,11 @@
 """The local data cache: one folder per source, built once per node, safe for concurrent jobs.
 
-<cache_dir>/<key>/           a finished entry (holds MARKER, written before it is renamed in place)
-<cache_dir>/<key>.lock       the lock that serializes building <key>
-<cache_dir>/.<key>.tmp-XXXX  an entry being built (removed if its builder died)
-<cache_dir>/downloads/       archives being downloaded (kept across crashes so downloads resume)
+<cache_dir>/<key>/                a finished entry (holds MARKER, written before it is renamed
+                                  in place)
+<cache_dir>/<key>.lock            the lock that serializes building <key>
+<cache_dir>/.<key>.tmp-<random>   an entry being built (removed if its builder died)
+<cache_dir>/downloads/            archives being downloaded (kept across crashes so downloads
+                                  resume)
 """
 
 from __future__ import annotations

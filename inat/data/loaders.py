@@ -160,6 +160,8 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
             collate_fn=collates[0],
             **options,
         ),
+        # Own generators for val and test too: an iterator draws its workers' seed from its
+        # loader's generator, else from the global one, which resumes restore mid-stream.
         val=DataLoader(
             datasets[1],
             shuffle=False,

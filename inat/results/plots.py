@@ -220,21 +220,23 @@ def parallel_coordinates(results: Results) -> Figure | None:
     return figure
 
 
-def _test_scores(point: PointResult) -> tuple[dict[str, Any], list[str]] | None:
-    result = point.files.result or {}
-    test = result.get("test")
-    if not test or not result.get("classes"):
+def _best_test_scores(
+    results: Results,
+) -> tuple[PointResult, dict[str, Any], list[str]] | None:
+    """The best point, its result.json's test scores and its classes; None without them."""
+    best = results.best()
+    result = (best.files.result if best else None) or {}
+    if not result.get("test") or not result.get("classes"):
         return None
-    return test, result["classes"]
+    return best, result["test"], result["classes"]
 
 
 def confusion_matrix(results: Results) -> Figure | None:
     """The best point's test confusion matrix: counts, coloured by the share of each true class."""
-    best = results.best()
-    scores = _test_scores(best) if best else None
+    scores = _best_test_scores(results)
     if scores is None:
         return None
-    test, classes = scores
+    best, test, classes = scores
     counts = test["confusion_matrix"]
     shares = [[n / max(1, sum(row)) for n in row] for row in counts]
     size = 1.6 + 0.65 * len(classes)
@@ -259,11 +261,10 @@ def confusion_matrix(results: Results) -> Figure | None:
 
 def per_class_accuracy(results: Results) -> Figure | None:
     """The best point's test accuracy of each class, against its overall test accuracy."""
-    best = results.best()
-    scores = _test_scores(best) if best else None
+    scores = _best_test_scores(results)
     if scores is None:
         return None
-    test, classes = scores
+    best, test, classes = scores
     values = [_percent(test["per_class_accuracy"][name]) for name in classes]
     figure = Figure(figsize=(8, 1.2 + 0.45 * len(classes)), layout="constrained")
     ax = figure.subplots()

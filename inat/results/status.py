@@ -124,23 +124,27 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(done or scored, key=lambda r: (-r["best_val_accuracy"], r["index"]), default=None)
 
 
-def sweep_summary(storage: Storage) -> dict[str, Any]:
-    """The content of summary.json, from the manifest and every point's run directory."""
+def write_summary(storage: Storage) -> dict[str, Any]:
+    """Write summary.json from the manifest and every point's run directory."""
     manifest = storage.read_json(MANIFEST)
     rows = [point_status(storage, p) for p in manifest["points"]]
-    return {
+    summary = {
         "name": manifest["name"],
         "points": rows,
         "counts": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
         "best": best_row([r for r in rows if r["status"] == "done"]),
     }
-
-
-def write_summary(storage: Storage) -> dict[str, Any]:
-    """Write summary.json from the manifest and every point's run directory."""
-    summary = sweep_summary(storage)
     storage.write_json(SUMMARY, summary)
     return summary
+
+
+def _has_ended(run: Storage) -> bool:
+    """Whether the run's result.json says done or failed (a missing or unreadable one: no)."""
+    try:
+        result = run.read_json(rundir.RESULT)
+    except (FileNotFoundError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("status") in ("done", "failed")
 
 
 def write_summary_if_ended(storage: Storage) -> bool:
@@ -150,8 +154,9 @@ def write_summary_if_ended(storage: Storage) -> bool:
     this as it ends. Of several points ending at once, the one that reads last sees them all,
     as each wrote its result.json before reading and S3 reads see every completed write.
     """
-    summary = sweep_summary(storage)
-    if any(row["status"] not in ("done", "failed") for row in summary["points"]):
+    points = storage.read_json(MANIFEST)["points"]
+    # Reads stop at the first point that has not ended: most calls read a few result.json.
+    if not all(_has_ended(storage.child(point["name"])) for point in points):
         return False
-    storage.write_json(SUMMARY, summary)
+    write_summary(storage)
     return True

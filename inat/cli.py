@@ -30,9 +30,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from inat.errors import ExitCode, InatError
-from inat.multiprocess import launch
+from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
-from inat.sweep import point_name
+from inat.sweeps.jobs import point_name
 
 log = logging.getLogger("inat")
 
@@ -108,8 +108,8 @@ def _train_command(args: Sequence[str]) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from inat.launch import run_all, run_point
-    from inat.sweep import expand, load_job
+    from inat.sweeps.jobs import expand, load_job
+    from inat.sweeps.run import run_all, run_point
 
     job = load_job(args.job)
     if args.list:
@@ -120,7 +120,7 @@ def _sweep(args: argparse.Namespace) -> int:
         run_point(job, args.index, args.overrides)
         return ExitCode.OK
     if args.launcher == "slurm":
-        from inat.slurm import run_sweep
+        from inat.sweeps.slurm import run_sweep
 
         return run_sweep(args.job, args.overrides)
     summary = run_all(job, args.overrides)
@@ -144,21 +144,19 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from inat.results import command
+    from inat.results import show
 
     if args.best:
-        command.show_best(args.path, Path(args.save), as_json=args.format == "json")
+        show.show_best(args.path, Path(args.save), as_json=args.format == "json")
     elif args.download:
-        command.fetch(args.path, args.download[0], Path(args.download[1]))
+        show.fetch(args.path, args.download[0], Path(args.download[1]))
     else:
-        command.show(
-            args.path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir
-        )
+        show.show(args.path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir)
     return ExitCode.OK
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from inat.results.checkpoint import load_classifier
+    from inat.results.classifier import load_classifier
     from inat.results.evaluate import evaluate_checkpoint, report
 
     evaluation = evaluate_checkpoint(load_classifier(args.checkpoint), args.data, args.cache_dir)
@@ -167,7 +165,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from inat.results.checkpoint import load_classifier
+    from inat.results.classifier import load_classifier
     from inat.results.predict import image_files, predict, report
 
     files = image_files(args.images)

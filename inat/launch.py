@@ -1,157 +1,62 @@
-"""Running the points of a job file: one point (a Kubernetes pod, a Slurm array task)
-or all of them here, one after another, with the sweep's manifest and summary.
+"""Several processes of an inat command, one per GPU, under Accelerate's launcher, ending
+with the exit code of the process that failed.
 
-    OUTPUT/NAME/sweep.json      the ordered points, written once
-    OUTPUT/NAME/<point>/        one run directory per point
-    OUTPUT/NAME/summary.json    every point's status and metrics, written when all ended
-                                (by the last point to end, and by run_all)
+    inat launch --multi_gpu --num_processes 4 train experiment=original_finetune
+    inat launch --multi_gpu --num_processes 4 sweep --index 3 job.yaml output=s3://b/runs
+
+The options before the inat command are those of `accelerate launch`. That launcher exits 1
+whenever a process fails; this one keeps the process's code (inat/errors.py), so that the
+Slurm requeue logic and the Kubernetes podFailurePolicy can tell bad input (65, never
+retried) from a stop after a checkpoint (75, retried).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import signal
+import subprocess
 from collections.abc import Sequence
-from typing import Any
 
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
-from omegaconf import DictConfig
-
-from inat import rundir
-from inat.errors import ConfigError, InatError, Interrupted
-from inat.results.status import MANIFEST, SUMMARY, write_summary, write_summary_if_ended
-from inat.storage import Storage, configure, open_storage
-from inat.sweep import Point, expand
+from inat.errors import ExitCode
 
 log = logging.getLogger(__name__)
 
 
-def compose_point(job: dict[str, Any], point: Point, overrides: Sequence[str]) -> DictConfig:
-    """The train config of one point: the job's and the point's overrides, then `overrides`.
+def launch(argv: Sequence[str]) -> int:
+    """Run `accelerate launch OPTIONS -m inat COMMAND ARGS` for argv = OPTIONS COMMAND ARGS.
 
-    `overrides` (from the command line or the chart) come last, so they say where to
-    read and write (output=..., data.source=...) for every point alike.
+    Returns the exit code of the first process that failed, ExitCode.RETRY when the
+    launcher itself was asked to stop (its processes got the signal and checkpointed),
+    else ExitCode.OK.
     """
-    with initialize_config_module("inat.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[*point.overrides, f"name={job['name']}", *overrides])
-    sweep_dir = f"{cfg.output}/{job['name']}"
-    cfg.run_dir = f"{sweep_dir}/{point.name}" if job.get("sweep") else sweep_dir
-    return cfg
+    from accelerate.commands.launch import launch_command, launch_command_parser
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-
-def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
-    """The folder holding the sweep's points, manifest and summary."""
-    # Without the swept values: a point whose values do not compose must fail alone.
-    base = Point(0, "", (), tuple(str(o) for o in job.get("overrides") or ()))
-    cfg = compose_point(job, base, overrides)
-    configure(cfg.storage)
-    return open_storage(f"{cfg.output}/{job['name']}")
-
-
-def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -> None:
-    """Write sweep.json once; a different sweep already in the folder is refused."""
-    manifest = {
-        "name": job["name"],
-        "job": job,
-        "points": [
-            {
-                "index": p.index,
-                "name": p.name,
-                "swept": list(p.swept),
-                "overrides": list(p.overrides),
-            }
-            for p in points
-        ],
-    }
-    if storage.exists(MANIFEST):
-        if storage.read_json(MANIFEST)["points"] != manifest["points"]:
-            raise ConfigError(
-                f"{storage.uri}/{MANIFEST} holds a different sweep; give this job another "
-                "job.name or output, or delete the old sweep"
-            )
-        return
-    storage.write_json(MANIFEST, manifest)
-
-
-def mark_failed(run: Storage, error: str) -> None:
-    """Record the run in `run` as failed with `error`, unless its result.json already says it
-    is done or failed (the trainer's own error is the more precise one)."""
-    result = run.read_json(rundir.RESULT) if run.exists(rundir.RESULT) else {}
-    if result.get("status") not in ("done", "failed"):
-        run.write_json(rundir.RESULT, {**result, "status": "failed", "error": error})
-
-
-def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict[str, Any]:
-    """Train point `index` of the job (resuming it if it has a checkpoint).
-
-    A point that fails before training (its overrides do not compose, a value is not
-    allowed) is recorded as failed in its run directory. The last point of a sweep to end
-    writes the sweep's summary.json.
-    """
-    from inat.train import train
-
-    points = expand(job)
-    if not 0 <= index < len(points):
-        raise ConfigError(f"point index {index} is out of range: the job has {len(points)} points")
-    point = points[index]
-    if not job.get("sweep"):
-        return train(compose_point(job, point, overrides))
-    storage = sweep_storage(job, overrides)
-    write_manifest(storage, job, points)
+    parser = launch_command_parser()
+    parser.prog = "inat launch"
+    parser.usage = "inat launch [ACCELERATE LAUNCH OPTIONS] COMMAND [ARGS...]"
+    args = parser.parse_args(argv)
+    if args.module or args.no_python:
+        parser.error("name the inat command only (e.g. train): it runs as `python -m inat`")
+    args.module = True
+    args.training_script_args = [args.training_script, *args.training_script_args]
+    args.training_script = "inat"
     try:
-        return _run_sweep_point(job, point, overrides, storage)
-    finally:
-        if os.environ.get("RANK", "0") == "0":  # one process of `inat launch` (torchrun's rank)
-            _summarize_if_ended(storage)
+        launch_command(args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        code = _exit_code(failure.exitcode)
+        log.error("process %d of %s failed first, with exit code %d", rank, e.name, code)
+        return code
+    except subprocess.CalledProcessError as e:  # one process, run as a plain subprocess
+        return _exit_code(e.returncode)
+    except SignalException as e:
+        log.warning("stopped by %s: every process got it", signal.Signals(e.sigval).name)
+        return ExitCode.RETRY
+    return ExitCode.OK
 
 
-def _summarize_if_ended(storage: Storage) -> None:
-    """Write the sweep's summary.json if this was its last point to end; never raise."""
-    try:
-        if write_summary_if_ended(storage):
-            log.info("every point has ended: summary in %s/%s", storage.uri, SUMMARY)
-    except (InatError, OSError) as e:
-        log.warning("could not write the summary of %s: %s", storage.uri, e)
-
-
-def _run_sweep_point(
-    job: dict[str, Any], point: Point, overrides: Sequence[str], storage: Storage
-) -> dict[str, Any]:
-    """Train `point` of the sweep in `storage`, recording a failure in its run directory."""
-    from inat.train import train
-
-    try:
-        cfg = compose_point(job, point, overrides)
-    except HydraException as e:
-        error = f"point {point.name}: {e}"
-        mark_failed(storage.child(point.name), error)
-        raise ConfigError(error) from e
-    try:
-        return train(cfg)
-    except Interrupted:
-        raise
-    except Exception as e:
-        try:
-            mark_failed(storage.child(point.name), f"{type(e).__name__}: {e}")
-        except (InatError, OSError) as unrecorded:
-            log.warning("could not record the failure of %s: %s", point.name, unrecorded)
-        raise
-
-
-def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:
-    """Train every point here, one after another; a failed point does not stop the others.
-
-    Returns the sweep's summary (None for a single run).
-    """
-    if not job.get("sweep"):
-        run_point(job, 0, overrides)
-        return None
-    points = expand(job)
-    for point in points:
-        log.info("point %d/%d: %s", point.index + 1, len(points), point.name)
-        try:
-            run_point(job, point.index, overrides)
-        except Exception:
-            log.exception("point %s failed; the sweep goes on", point.name)
-    return write_summary(sweep_storage(job, overrides))
+def _exit_code(returncode: int) -> int:
+    """A process's return code as a shell reports it: -N (killed by signal N) is 128 + N."""
+    return returncode if returncode > 0 else 128 - returncode

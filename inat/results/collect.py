@@ -21,7 +21,7 @@ from inat.errors import ConfigError
 from inat.results.configs import LOCATION_KEYS, flatten
 from inat.results.status import MANIFEST, PointFiles, best_row, point_row, read_point
 from inat.storage import Storage, open_storage
-from inat.sweep import override_value
+from inat.sweeps.jobs import override_value
 
 _INDEX = re.compile(r"^(\d+)-")
 

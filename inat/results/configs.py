@@ -11,7 +11,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from inat.sweep import override_value
+from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
 # point is, so left out of point names and of the overrides that reproduce a run.

@@ -9,8 +9,8 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from inat.data import build_dataloaders
-from inat.results.checkpoint import Classifier
-from inat.train.evaluate import evaluate
+from inat.results.classifier import Classifier
+from inat.train.scoring import evaluate
 
 
 def evaluate_checkpoint(

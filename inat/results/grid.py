@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from inat.data.layout import list_images
-from inat.results.checkpoint import Classifier
+from inat.results.classifier import Classifier
 from inat.results.predict import load_images, probabilities
 
 PER_CLASS = 3

@@ -12,7 +12,7 @@ from PIL import Image
 from inat.data.datasets import UNREADABLE, build_transform, load_rgb
 from inat.data.layout import IMAGE_SUFFIXES
 from inat.errors import ConfigError, DataError
-from inat.results.checkpoint import Classifier
+from inat.results.classifier import Classifier
 
 _BATCH = 64
 

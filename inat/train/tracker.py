@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from inat.rundir import redact_overrides, write_metrics
+from inat.rundir import RunDir, redact_overrides
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Tracker:
 
     def log_epoch(self, history: list[dict[str, Any]]) -> None:
         """Publish the metrics of every epoch so far; the last row is the new one."""
-        write_metrics(self.run, history)
+        RunDir(self.run).write_metrics(history)
         if self.wandb is not None:
             self.wandb.log(history[-1], step=history[-1]["epoch"])
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import torch
@@ -29,21 +28,17 @@ from inat.data import build_dataloaders, check_source
 from inat.errors import ConfigError, InatError, Interrupted
 from inat.models import build_model
 from inat.progress import Progress
+from inat.rundir import now
 from inat.storage import Storage, configure, open_storage
 from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
-from inat.train.evaluate import evaluate
 from inat.train.features import feature_loaders, use_cached_features
 from inat.train.optim import build_optimizer, build_scheduler
+from inat.train.scoring import evaluate
 from inat.train.signals import StopRequest
 from inat.train.tracker import Tracker
 from inat.train.versions import versions
 
 log = logging.getLogger(__name__)
-
-
-def now() -> str:
-    """The current time as an ISO 8601 string in UTC."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -284,7 +279,7 @@ def _fit(
     if main:
         tracker = Tracker(run, cfg.get("logger"), config)
         run.write_text(rundir.CONFIG, OmegaConf.to_yaml(config))
-        rundir.write_metrics(run, state["history"])
+        rundir.RunDir(run).write_metrics(state["history"])
         # A fresh result.json per attempt: what earlier attempts did lives in "resumes".
         run.write_json(
             rundir.RESULT,

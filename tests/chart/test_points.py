@@ -1,4 +1,4 @@
-"""The chart and inat.sweep.expand agree on a job's points: how many (the Indexed Job's
+"""The chart and inat.sweeps.jobs.expand agree on a job's points: how many (the Indexed Job's
 completions, computed by the chart at template time) and which (the job file that the
 pods read from the ConfigMap expands to the same points and names as the original)."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inat.sweep import expand, load_job
+from inat.sweeps.jobs import expand, load_job
 
 from .helm import JOB_FILES, lint, one, render
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from inat.data import CLASS_NAMES
 from inat.models import build_model
-from inat.results.checkpoint import load_classifier
+from inat.results.classifier import load_classifier
 
 
 def test_a_fine_tuned_checkpoint_loads_without_fetching_pretrained_weights(tmp_path):

@@ -14,7 +14,7 @@ import yaml
 from helpers.runs import TINY_DATA, TINY_MODEL, location, run_inat, run_until
 
 from inat.cli import main
-from inat.sweep import expand, load_job
+from inat.sweeps.jobs import expand, load_job
 from inat.train.tracker import wandb_names, wandb_run_id
 
 EPOCHS = 4

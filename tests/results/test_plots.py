@@ -11,7 +11,7 @@ from PIL import Image
 
 from inat.cli import main
 from inat.results import plots
-from inat.results.checkpoint import load_classifier
+from inat.results.classifier import load_classifier
 from inat.results.collect import collect, value_text
 from inat.results.grid import prediction_grid
 from inat.results.predict import load_images, probabilities

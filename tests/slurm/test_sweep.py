@@ -12,7 +12,7 @@ from helpers.runs import TINY_DATA, TINY_MODEL
 from helpers.slurm import REPO, wait_for
 
 from inat.storage import open_storage
-from inat.sweep import expand
+from inat.sweeps.jobs import expand
 
 pytestmark = pytest.mark.slow
 

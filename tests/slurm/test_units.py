@@ -14,8 +14,8 @@ from helpers.runs import run_inat
 from helpers.slurm import REPO
 
 from inat.errors import ConfigError
-from inat.slurm.command import Container, point_command, processes_per_point
-from inat.slurm.controller import controller_config, split_overrides
+from inat.sweeps.slurm.controller import controller_config, split_overrides
+from inat.sweeps.slurm.submit import Container, point_command, processes_per_point
 
 SCRIPTS = [*sorted((REPO / "slurm").glob("*.sh")), REPO / "scripts" / "slurm-cluster.sh"]
 

@@ -17,7 +17,7 @@ from inat.data import build_dataloaders
 from inat.models import ScratchCNN
 from inat.storage import LocalStorage
 from inat.train.checkpoint import CheckpointManager
-from inat.train.evaluate import evaluate
+from inat.train.scoring import evaluate
 
 pytestmark = pytest.mark.slow
 

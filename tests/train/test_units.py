@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from inat.config import validate
 from inat.errors import ConfigError
 from inat.rundir import REDACTED, redact
-from inat.sweep import point_name
+from inat.sweeps.jobs import point_name
 from inat.train.optim import build_scheduler
 
 

@@ -59,13 +59,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* "true" when the job is a sweep (an Indexed Job), as inat.sweep.expand decides. */}}
+{{/* "true" when the job is a sweep (an Indexed Job), as inat.sweeps.jobs.expand decides. */}}
 {{- define "inat.isSweep" -}}
 {{- not (empty .Values.job.sweep) -}}
 {{- end -}}
 
 {{/*
-The number of points, as inat.sweep.expand counts them: 1 for a single run; a grid has
+The number of points, as inat.sweeps.jobs.expand counts them: 1 for a single run; a grid has
 one point per combination of the swept values; random draws num_points of them at most.
 */}}
 {{- define "inat.points" -}}

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from submitit.core.utils import UncompletedJobError
 
 from inat.errors import ExitCode
-from inat.slurm.command import Container, point_command, processes_per_point
+from inat.sweeps.slurm.submit import Container, point_command, processes_per_point
 
 log = logging.getLogger(__name__)
 

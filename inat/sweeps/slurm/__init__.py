@@ -9,9 +9,9 @@ resumes the point. When every task has ended, the controller writes the sweep's 
     controller.py   run_sweep: freeze the job, submit the points not done, wait, summarize
     hydra_plugins/inat_slurm_launcher: the Hydra launcher, submitit's, waiting for every task
     task.py         one array task: the point's process, its outcome, the requeue
-    command.py      the point's command line: host or container, one or more processes
+    submit.py       the point's command line: host or container, one or more processes
 """
 
-from inat.slurm.controller import run_sweep
+from inat.sweeps.slurm.controller import run_sweep
 
 __all__ = ["run_sweep"]

@@ -24,12 +24,12 @@ from omegaconf import DictConfig
 
 from inat import rundir
 from inat.errors import ConfigError, ExitCode
-from inat.launch import mark_failed, sweep_storage, write_manifest
 from inat.results.status import write_summary
-from inat.slurm.command import Container
-from inat.slurm.task import run_task
 from inat.storage import Storage
-from inat.sweep import Point, expand, load_job, override_value
+from inat.sweeps.jobs import Point, expand, load_job, override_value
+from inat.sweeps.run import mark_failed, sweep_storage, write_manifest
+from inat.sweeps.slurm.submit import Container
+from inat.sweeps.slurm.task import run_task
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from inat.results import plots, table
-from inat.results.checkpoint import download, load_classifier
+from inat.results.classifier import download, load_classifier
 from inat.results.collect import PointResult, Results, collect
 from inat.results.configs import config_file, overrides_for
 from inat.results.grid import prediction_grid

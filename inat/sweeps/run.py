@@ -1,0 +1,157 @@
+"""Running the points of a job file: one point (a Kubernetes pod, a Slurm array task)
+or all of them here, one after another, with the sweep's manifest and summary.
+
+    OUTPUT/NAME/sweep.json      the ordered points, written once
+    OUTPUT/NAME/<point>/        one run directory per point
+    OUTPUT/NAME/summary.json    every point's status and metrics, written when all ended
+                                (by the last point to end, and by run_all)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from inat import rundir
+from inat.errors import ConfigError, InatError, Interrupted
+from inat.results.status import MANIFEST, SUMMARY, write_summary, write_summary_if_ended
+from inat.storage import Storage, configure, open_storage
+from inat.sweeps.jobs import Point, expand
+
+log = logging.getLogger(__name__)
+
+
+def compose_point(job: dict[str, Any], point: Point, overrides: Sequence[str]) -> DictConfig:
+    """The train config of one point: the job's and the point's overrides, then `overrides`.
+
+    `overrides` (from the command line or the chart) come last, so they say where to
+    read and write (output=..., data.source=...) for every point alike.
+    """
+    with initialize_config_module("inat.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[*point.overrides, f"name={job['name']}", *overrides])
+    sweep_dir = f"{cfg.output}/{job['name']}"
+    cfg.run_dir = f"{sweep_dir}/{point.name}" if job.get("sweep") else sweep_dir
+    return cfg
+
+
+def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
+    """The folder holding the sweep's points, manifest and summary."""
+    # Without the swept values: a point whose values do not compose must fail alone.
+    base = Point(0, "", (), tuple(str(o) for o in job.get("overrides") or ()))
+    cfg = compose_point(job, base, overrides)
+    configure(cfg.storage)
+    return open_storage(f"{cfg.output}/{job['name']}")
+
+
+def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -> None:
+    """Write sweep.json once; a different sweep already in the folder is refused."""
+    manifest = {
+        "name": job["name"],
+        "job": job,
+        "points": [
+            {
+                "index": p.index,
+                "name": p.name,
+                "swept": list(p.swept),
+                "overrides": list(p.overrides),
+            }
+            for p in points
+        ],
+    }
+    if storage.exists(MANIFEST):
+        if storage.read_json(MANIFEST)["points"] != manifest["points"]:
+            raise ConfigError(
+                f"{storage.uri}/{MANIFEST} holds a different sweep; give this job another "
+                "job.name or output, or delete the old sweep"
+            )
+        return
+    storage.write_json(MANIFEST, manifest)
+
+
+def mark_failed(run: Storage, error: str) -> None:
+    """Record the run in `run` as failed with `error`, unless its result.json already says it
+    is done or failed (the trainer's own error is the more precise one)."""
+    result = run.read_json(rundir.RESULT) if run.exists(rundir.RESULT) else {}
+    if result.get("status") not in ("done", "failed"):
+        run.write_json(rundir.RESULT, {**result, "status": "failed", "error": error})
+
+
+def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict[str, Any]:
+    """Train point `index` of the job (resuming it if it has a checkpoint).
+
+    A point that fails before training (its overrides do not compose, a value is not
+    allowed) is recorded as failed in its run directory. The last point of a sweep to end
+    writes the sweep's summary.json.
+    """
+    from inat.train import train
+
+    points = expand(job)
+    if not 0 <= index < len(points):
+        raise ConfigError(f"point index {index} is out of range: the job has {len(points)} points")
+    point = points[index]
+    if not job.get("sweep"):
+        return train(compose_point(job, point, overrides))
+    storage = sweep_storage(job, overrides)
+    write_manifest(storage, job, points)
+    try:
+        return _run_sweep_point(job, point, overrides, storage)
+    finally:
+        if os.environ.get("RANK", "0") == "0":  # one process of `inat launch` (torchrun's rank)
+            _summarize_if_ended(storage)
+
+
+def _summarize_if_ended(storage: Storage) -> None:
+    """Write the sweep's summary.json if this was its last point to end; never raise."""
+    try:
+        if write_summary_if_ended(storage):
+            log.info("every point has ended: summary in %s/%s", storage.uri, SUMMARY)
+    except (InatError, OSError) as e:
+        log.warning("could not write the summary of %s: %s", storage.uri, e)
+
+
+def _run_sweep_point(
+    job: dict[str, Any], point: Point, overrides: Sequence[str], storage: Storage
+) -> dict[str, Any]:
+    """Train `point` of the sweep in `storage`, recording a failure in its run directory."""
+    from inat.train import train
+
+    try:
+        cfg = compose_point(job, point, overrides)
+    except HydraException as e:
+        error = f"point {point.name}: {e}"
+        mark_failed(storage.child(point.name), error)
+        raise ConfigError(error) from e
+    try:
+        return train(cfg)
+    except Interrupted:
+        raise
+    except Exception as e:
+        try:
+            mark_failed(storage.child(point.name), f"{type(e).__name__}: {e}")
+        except (InatError, OSError) as unrecorded:
+            log.warning("could not record the failure of %s: %s", point.name, unrecorded)
+        raise
+
+
+def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:
+    """Train every point here, one after another; a failed point does not stop the others.
+
+    Returns the sweep's summary (None for a single run).
+    """
+    if not job.get("sweep"):
+        run_point(job, 0, overrides)
+        return None
+    points = expand(job)
+    for point in points:
+        log.info("point %d/%d: %s", point.index + 1, len(points), point.name)
+        try:
+            run_point(job, point.index, overrides)
+        except Exception:
+            log.exception("point %s failed; the sweep goes on", point.name)
+    return write_summary(sweep_storage(job, overrides))

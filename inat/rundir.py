@@ -16,7 +16,6 @@ A sweep folder holds its points' run directories and two files of its own:
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -30,10 +29,6 @@ LOG = "train.log"
 CHECKPOINTS = "checkpoints"
 MANIFEST = "sweep.json"
 SUMMARY = "summary.json"
-
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|access_?key|credential)", re.I)
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+@")
-REDACTED = "***"
 
 
 class Status(str, Enum):
@@ -58,34 +53,6 @@ class Status(str, Enum):
 def now() -> str:
     """The current time as an ISO 8601 string in UTC."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def redact(obj: Any) -> Any:
-    """A copy of `obj` with secret-looking values replaced, for config dumps and trackers.
-
-    Values under keys that name a secret are replaced, and so are passwords
-    embedded in URLs (https://user:password@host).
-    """
-    if isinstance(obj, dict):
-        return {
-            k: REDACTED if _SECRET_KEY.search(str(k)) and v is not None else redact(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    if isinstance(obj, str):
-        return _URL_CREDENTIALS.sub(f"{REDACTED}@", obj)
-    return obj
-
-
-def redact_overrides(args: list[str]) -> list[str]:
-    """Command-line arguments with the values of secret-looking `key=value` overrides hidden."""
-    return [
-        f"{arg.split('=', 1)[0]}={REDACTED}"
-        if "=" in arg and _SECRET_KEY.search(arg.split("=", 1)[0])
-        else redact(arg)
-        for arg in args
-    ]
 
 
 class RunDir:

@@ -12,6 +12,7 @@ import requests
 
 from inat.errors import DataError, TransientError
 from inat.progress import TransferProgress
+from inat.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def download(
     appears only once its size matches what the server announced. Connection
     errors, cuts and 5xx answers are retried `attempts` times in all, waiting
     `backoff` seconds and twice as long each time after; then TransientError.
+    Messages show the URL without its credentials.
     """
+    shown = redact(url)
     if dest.is_file():
         log.info("using %s, downloaded earlier", dest)
         return dest
@@ -48,7 +51,7 @@ def download(
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, attempts + 1):
         try:
-            _fetch(url, part, timeout)
+            _fetch(url, shown, part, timeout)
         except (
             _Retry,
             requests.ConnectionError,
@@ -57,7 +60,7 @@ def download(
         ) as e:
             error = e
         except requests.RequestException as e:  # a bad URL, a redirect loop, ...: not transient
-            raise DataError(f"cannot download {url!r}: {e}. Check data.source.") from e
+            raise DataError(f"cannot download {shown}: {redact(str(e))}. Check data.source.") from e
         else:
             part.replace(dest)
             return dest
@@ -65,22 +68,23 @@ def download(
             delay = min(backoff * 2 ** (attempt - 1), 300.0)
             log.warning(
                 "download of %s failed (attempt %d of %d): %s; retrying in %.0f s",
-                url,
+                shown,
                 attempt,
                 attempts,
-                error,
+                redact(str(error)),
                 delay,
             )
             time.sleep(delay)
     raise TransientError(
-        f"download of {url} failed {attempts} times, last: {error}. "
+        f"download of {shown} failed {attempts} times, last: {redact(str(error))}. "
         "Check the network connection and that the server is up, then run again: "
         f"the download resumes from {part} where the server allows it."
     )
 
 
-def _fetch(url: str, part: Path, timeout: float) -> None:
-    """One attempt: append the rest of `url` to `part`; raise _Retry if it is not all there."""
+def _fetch(url: str, shown: str, part: Path, timeout: float) -> None:
+    """One attempt: append the rest of `url` (`shown` in messages) to `part`; raise _Retry if
+    it is not all there."""
     offset = part.stat().st_size if part.is_file() else 0
     # "identity": the announced length must be the length of the file we store.
     headers = {"Accept-Encoding": "identity"}
@@ -95,7 +99,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
             raise _Retry(f"HTTP {status} {response.reason}")
         if status not in (200, 206):
             raise DataError(
-                f"cannot download {url}: HTTP {status} {response.reason}. "
+                f"cannot download {shown}: HTTP {status} {response.reason}. "
                 "Check the URL in data.source, or use a local copy (a .zip path or a folder)."
             )
         if status == 206:
@@ -107,17 +111,19 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
             mode = "ab"
         else:
             if offset:
-                log.info("the server does not resume downloads; downloading %s from the start", url)
+                log.info(
+                    "the server does not resume downloads; downloading %s from the start", shown
+                )
                 offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
             mode = "wb"
         if total is None:
-            log.warning("%s announces no size: only the archive check can verify it", url)
+            log.warning("%s announces no size: only the archive check can verify it", shown)
             progress = contextlib.nullcontext(lambda _: None)
         else:
             resuming = f" from byte {offset}" if offset else ""
-            progress = TransferProgress(f"download {url}{resuming}", total - offset)
+            progress = TransferProgress(f"download {shown}{resuming}", total - offset)
         with open(part, mode) as f, progress as counted:
             for chunk in response.iter_content(CHUNK_BYTES):
                 f.write(chunk)

@@ -29,6 +29,7 @@ from typing import Any
 from inat.data.cache import cache_key, cached_entry
 from inat.data.shards import FORMAT, INDEX, read_index, write_index, write_shards
 from inat.data.workers import usable_cpus
+from inat.secrets import redact
 from inat.storage import Storage, atomic_write, is_s3, open_storage
 
 log = logging.getLogger(__name__)
@@ -166,4 +167,4 @@ def prepare(
         if published is not None:
             _publish(tmp, published)
 
-    return cached_entry(folder, key, build, f"{source} as {side} px uint8 images")
+    return cached_entry(folder, key, build, f"{redact(source)} as {side} px uint8 images")

@@ -21,6 +21,7 @@ from inat.data.extract import extract_zip, is_junk, safe_relpath
 from inat.data.layout import find_root
 from inat.data.synthetic import SyntheticSpec, generate
 from inat.errors import DataError
+from inat.secrets import redact
 from inat.storage import Storage, is_s3, open_storage
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ def resolve_source(
         key = cache_key("zip", path.stem, f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}")
         return _archive_entry(cache, key, source, lambda: path, keep_archive=True)
     raise DataError(
-        f"data source {source!r} is not an existing file or folder, an http(s) URL, an s3:// URI "
-        f"or 'synthetic'. Set data.source, e.g. data.source={DEFAULT_URL}."
+        f"data source {redact(source)!r} is not an existing file or folder, an http(s) URL, "
+        f"an s3:// URI or 'synthetic'. Set data.source, e.g. data.source={DEFAULT_URL}."
     )
 
 
@@ -146,10 +147,12 @@ def from_storage_tree(storage: Storage, source: str, cache: Path) -> Path:
 
 
 def _from_url(url: str, cache: Path) -> Path:
+    # The entry is named and keyed without the URL's credentials: they reach no file.
+    shown = redact(url)
     name = PurePosixPath(urlsplit(url).path).stem or "download"
-    key = cache_key("url", name, url)
+    key = cache_key("url", name, shown)
     archive = cache / "downloads" / f"{key}.zip"
-    return _archive_entry(cache, key, url, lambda: download(url, archive), keep_archive=False)
+    return _archive_entry(cache, key, shown, lambda: download(url, archive), keep_archive=False)
 
 
 def _archive_entry(

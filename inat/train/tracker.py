@@ -9,7 +9,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from inat.rundir import RunDir, redact_overrides
+from inat.rundir import RunDir
+from inat.secrets import redact_overrides
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from inat.errors import ConfigError, InatError, Interrupted
 from inat.models import build_model
 from inat.progress import Progress
 from inat.rundir import now
+from inat.secrets import redact
 from inat.storage import Storage, configure, open_storage
 from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from inat.train.features import feature_loaders, use_cached_features
@@ -195,7 +196,7 @@ def _fit(
     """
     main = accelerator.is_main_process
     started = time.perf_counter()
-    config = rundir.redact(OmegaConf.to_container(cfg, resolve=True))
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
 
     # -- data
     data_cfg = cfg.data.copy()

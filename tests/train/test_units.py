@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from inat.config import validate
 from inat.errors import ConfigError
-from inat.rundir import REDACTED, redact
+from inat.secrets import REDACTED, redact
 from inat.sweeps.jobs import point_name
 from inat.train.optim import build_scheduler
 

@@ -1,0 +1,98 @@
+"""A password in a data.source URL reaches no output: not the terminal, the log files, the
+run directory (local or S3), the data cache nor the tracker. Real runs, a real HTTP server
+and the real S3 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.runs import TINY_MODEL, run_inat
+
+from inat.secrets import redact
+
+from .trees import write_tree, write_zip
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "pw-Hunter2-s3cr3t"
+
+
+def _url(server, path: str) -> str:
+    return server.url(path).replace("://", f"://alice:{PASSWORD}@")
+
+
+def _train(tmp_path: Path, source: str, *overrides: str, env: dict | None = None):
+    """`inat train` on the 3-class test tree at `source`, one epoch of a tiny CNN."""
+    return run_inat(
+        tmp_path,
+        "train",
+        f"data.source={source}",
+        f"data.cache_dir={tmp_path}/cache",
+        "data.num_classes=3",
+        "data.image_size=32",
+        "data.batch_size=6",
+        "data.val_fraction=0.5",
+        *TINY_MODEL,
+        "trainer.epochs=1",
+        *overrides,
+        env=env or {},
+    )
+
+
+def _files_holding(root: Path, secret: str) -> list[str]:
+    return [
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and secret.encode() in path.read_bytes()
+    ]
+
+
+def test_redact_hides_the_userinfo_of_urls() -> None:
+    assert redact(f"http://alice:{PASSWORD}@host/x.zip") == "http://***@host/x.zip"
+    assert redact("https://TOKEN123@host/x.zip") == "https://***@host/x.zip"
+    assert redact("s3://bucket/a@b.zip") == "s3://bucket/a@b.zip"  # an @ in a path stays
+    assert redact("/data/nature_12K.zip") == "/data/nature_12K.zip"
+
+
+def test_a_url_password_reaches_no_output_of_a_run(http_server, tmp_path: Path) -> None:
+    archive = write_zip(write_tree(tmp_path / "tree"), tmp_path / "nature.zip")
+    http_server.files["/nature.zip"] = archive.read_bytes()
+    http_server.statuses = [503]  # one retry: its warning names the URL
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wb")}
+    done = _train(
+        tmp_path,
+        _url(http_server, "/nature.zip"),
+        f"output={tmp_path}/out",
+        "logger=wandb",
+        env=env,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    shown = http_server.url("/nature.zip").replace("://", "://***@")
+    assert "retrying" in output and shown in output  # the URL is there, redacted
+    assert PASSWORD not in output
+    # run directory, cache (markers, keys), Hydra's log files, the offline W&B run
+    assert (tmp_path / "out" / "default" / "result.json").is_file()
+    assert list((tmp_path / "wb").rglob("*.wandb"))
+    assert list((tmp_path / "logs").rglob("*.log"))
+    assert _files_holding(tmp_path, PASSWORD) == []
+    assert not any(PASSWORD in str(path) for path in tmp_path.rglob("*"))
+
+
+def test_a_failed_download_records_its_error_without_the_password(
+    http_server, tmp_path: Path, aws_env, s3_client, s3_bucket
+) -> None:
+    failed = _train(tmp_path, _url(http_server, "/missing.zip"), f"output=s3://{s3_bucket}/runs")
+    output = failed.stdout + failed.stderr
+    assert failed.returncode == 65, output
+    assert "HTTP 404" in output
+    assert PASSWORD not in output
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert "runs/default/result.json" in keys
+    result = s3_client.get_object(Bucket=s3_bucket, Key="runs/default/result.json")
+    assert "HTTP 404" in result["Body"].read().decode()
+    for key in keys:
+        body = s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+        assert PASSWORD.encode() not in body, key
+    assert _files_holding(tmp_path, PASSWORD) == []

@@ -19,6 +19,8 @@ if podman image exists "$IMAGE"; then
     exit 0
 fi
 if [[ ! -s $TARBALL ]]; then
+    # $(REPO_URI) is apt's own template syntax, expanded by apt-get, not by the shell.
+    # shellcheck disable=SC2016
     mirror=${MIRROR:-$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null \
         | awk '$2 == "bookworm" { print $1; exit }')}
     mirror=${mirror:-http://deb.debian.org/debian/}

@@ -17,7 +17,7 @@ from inat.errors import ConfigError
 from inat.sweeps.slurm.controller import controller_config, split_overrides
 from inat.sweeps.slurm.submit import Container, point_command, processes_per_point
 
-SCRIPTS = [*sorted((REPO / "slurm").glob("*.sh")), REPO / "scripts" / "slurm-cluster.sh"]
+SCRIPTS = sorted([*(REPO / "slurm").glob("*.sh"), *(REPO / "scripts").glob("*.sh")])
 
 
 def test_a_point_runs_inat_sweep_on_the_hosts_python_by_default():

@@ -99,7 +99,7 @@ def test_inat_sweep_on_slurm_refuses_a_bad_launcher_key_before_it_writes_anythin
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_the_slurm_scripts_pass_shellcheck(script):
+def test_the_scripts_pass_shellcheck(script):
     if not shutil.which("shellcheck"):
         reason = "shellcheck is not installed: bash scripts/install-slurm.sh"
         if os.environ.get("CI") == "true":

@@ -19,6 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+# moto's own server app, run by werkzeug in one thread: requests are handled one at a time.
+# moto checks a conditional write's precondition and then writes, with no lock between the
+# two steps; served one at a time, the check-and-write is atomic as on a real S3 store.
+SERIAL_SERVER = """
+import sys
+from werkzeug.serving import run_simple
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app),
+           threaded=False, request_handler=MotoRequestHandler)
+"""
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",
@@ -37,10 +47,14 @@ def free_port() -> int:
 class S3Server:
     """moto_server on 127.0.0.1; `stop()` then `start()` serves again on the same port."""
 
-    def __init__(self, port: int | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, env: Mapping[str, str] | None = None, serial: bool = False
+    ) -> None:
         """A server on `port` (default: a free one); `env` adds moto settings such as
-        MOTO_S3_DEFAULT_MAX_KEYS to the server's environment."""
+        MOTO_S3_DEFAULT_MAX_KEYS to the server's environment; `serial` serves one request
+        at a time (see SERIAL_SERVER)."""
         self.port = port or free_port()
+        self.serial = serial
         self.env = {**os.environ, **(env or {})}
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -49,8 +63,12 @@ class S3Server:
 
     def start(self, timeout: float = 30) -> None:
         """Start the server and return once it answers HTTP requests."""
+        if self.serial:
+            command = [sys.executable, "-c", SERIAL_SERVER, "127.0.0.1", str(self.port)]
+        else:
+            command = [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)]
         self._process = subprocess.Popen(
-            [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],
+            command,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,

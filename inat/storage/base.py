@@ -24,6 +24,10 @@ def clean_relpath(relpath: str) -> str:
     return path
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 class Storage(ABC):
     """A folder on local disk or a prefix in an object store.
 
@@ -50,6 +54,16 @@ class Storage(ABC):
     @abstractmethod
     def write_bytes(self, relpath: str, data: bytes) -> None:
         """Write a file atomically, replacing any earlier content."""
+
+    @abstractmethod
+    def create(self, relpath: str, data: bytes) -> bool:
+        """Write a file only if there is none at `relpath`, atomically, as one writer among
+        any number racing to create it: True if this call created it, False if a file was
+        there already (left as it was).
+
+        Give `data` something unique to the writer (an id): a create whose first attempt
+        reached the store but whose answer was lost finds its own content, and is True.
+        """
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
@@ -102,7 +116,11 @@ class Storage(ABC):
 
     def write_json(self, relpath: str, obj: Any) -> None:
         """Write an object as indented JSON, atomically."""
-        self.write_text(relpath, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        self.write_bytes(relpath, _json_bytes(obj))
+
+    def create_json(self, relpath: str, obj: Any) -> bool:
+        """`create` with an object as indented JSON."""
+        return self.create(relpath, _json_bytes(obj))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"

@@ -13,12 +13,10 @@ from inat.errors import StorageError
 from inat.storage.base import Storage, clean_relpath
 
 
-def atomic_write(path: Path, write) -> None:
-    """Create `path` through `write(tmp_path)` on a temporary sibling, then rename it in place.
-
-    The rename is atomic on POSIX file systems, so a crash leaves either the old
-    file or the new one, never a torn file.
-    """
+@contextlib.contextmanager
+def _staged(path: Path, write) -> Iterator[Path]:
+    """A temporary sibling of `path` holding what `write(tmp_path)` wrote, synced to disk and
+    with the mode the user's umask allows; removed afterwards unless moved into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -31,10 +29,19 @@ def atomic_write(path: Path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
-    except BaseException:
+        yield tmp_path
+    finally:
         tmp_path.unlink(missing_ok=True)
-        raise
+
+
+def atomic_write(path: Path, write) -> None:
+    """Create `path` through `write(tmp_path)` on a temporary sibling, then rename it in place.
+
+    The rename is atomic on POSIX file systems, so a crash leaves either the old
+    file or the new one, never a torn file.
+    """
+    with _staged(path, write) as tmp_path:
+        os.replace(tmp_path, path)
 
 
 class LocalStorage(Storage):
@@ -66,6 +73,17 @@ class LocalStorage(Storage):
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         atomic_write(self._path(relpath), lambda tmp: tmp.write_bytes(data))
+
+    def create(self, relpath: str, data: bytes) -> bool:
+        path = self._path(relpath)
+        with _staged(path, lambda tmp: tmp.write_bytes(data)) as tmp_path:
+            # link(2) fails if `path` exists and is atomic on NFS too (O_EXCL is not, on old
+            # clients); the file appears whole, as atomic_write's renames do.
+            try:
+                os.link(tmp_path, path)
+            except FileExistsError:
+                return False
+        return True
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._path(prefix)

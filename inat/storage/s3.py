@@ -33,6 +33,7 @@ from inat.storage.settings import S3Settings
 log = logging.getLogger(__name__)
 
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+_CONFLICT_RETRIES = 5  # conditional writes answered 409 (a racing write) before giving up
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -168,6 +169,27 @@ class S3Storage(Storage):
         key = self._key(relpath)
         with self._errors(key):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def create(self, relpath: str, data: bytes) -> bool:
+        key = self._key(relpath)
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                # A conditional write: S3 (since 2024), MinIO, Ceph RGW and R2 refuse it with
+                # 412 when the key exists, so exactly one of racing writers creates it.
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except ClientError as e:
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status == 409:  # ConditionalRequestConflict: a racing write in flight
+                    continue
+                if status != 412:
+                    endpoint = self._client.meta.endpoint_url
+                    raise translate(e, self._uri(key), self.bucket, endpoint) from e
+            # 412: a file is there; ours if a retried first attempt wrote it.
+            return self.read_bytes(relpath) == data
+        raise TransientError(
+            f"could not create {self._uri(key)}: other writers kept racing for it. Run again."
+        )
 
     def list(self, prefix: str = "") -> list[str]:
         start = len(self.prefix) + 1 if self.prefix else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -32,6 +34,15 @@ def test_write_read_round_trip(storage: Storage) -> None:
     assert storage.read_text("b.txt") == "héllo"
     assert storage.read_json("c.json") == {"acc": 0.5, "epoch": 3}
     assert storage.size("a.bin") == 2
+
+
+def test_create_writes_only_where_nothing_is(storage: Storage) -> None:
+    assert storage.create("claims/000.json", b"mine")
+    assert not storage.create("claims/000.json", b"theirs")
+    assert storage.read_bytes("claims/000.json") == b"mine"
+    assert storage.create_json("claims/001.json", {"index": 1})
+    assert storage.read_json("claims/001.json") == {"index": 1}
+    assert storage.list("claims") == ["claims/000.json", "claims/001.json"]  # no temporary file
 
 
 def test_overwrite_replaces_content(storage: Storage) -> None:
@@ -172,3 +183,45 @@ def test_s3_listing_reads_every_page(
         assert storage.list() == names
         storage.delete_prefix("ckpt")
         assert storage.list() == []
+
+
+def _race(storage: Storage, rounds: int = 20, writers: int = 16) -> list[int]:
+    """How many of `writers` threads created each round's key, all starting at once."""
+
+    def create(start: threading.Barrier, key: str, writer: int) -> bool:
+        start.wait()
+        return storage.create(key, f"writer {writer}".encode())
+
+    winners = []
+    for round_ in range(rounds):
+        start = threading.Barrier(writers)
+        key = f"claims/{round_:03d}.json"
+        with ThreadPoolExecutor(writers) as pool:
+            winners.append(
+                sum(pool.map(create, [start] * writers, [key] * writers, range(writers)))
+            )
+    return winners
+
+
+def test_exactly_one_of_racing_local_writers_creates_a_file(tmp_path: Path) -> None:
+    assert _race(LocalStorage(tmp_path / "store")) == [1] * 20
+
+
+def test_exactly_one_of_racing_s3_writers_creates_an_object(
+    monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    # What is checked: the server's conditional write (If-None-Match: *) alone decides. The
+    # S3 server here handles one request at a time (see SERIAL_SERVER), so its check-and-write
+    # cannot interleave; the writers race for real in their own threads and connections.
+    with S3Server(serial=True) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+        boto3.session.Session().client("s3").create_bucket(Bucket="claims")
+        storage = S3Storage("s3://claims/sweep")
+        assert _race(storage) == [1] * 20
+        # The refusal is the server's: a plain conditional put on an existing key gets 412.
+        client = boto3.session.Session().client("s3")
+        with pytest.raises(client.exceptions.ClientError, match="PreconditionFailed"):
+            client.put_object(
+                Bucket="claims", Key="sweep/claims/000.json", Body=b"x", IfNoneMatch="*"
+            )
+        assert storage.read_bytes("claims/000.json").startswith(b"writer ")

@@ -8,12 +8,14 @@ block says what to train:
       name: scratch-sweep                 # the folder below `output`
       overrides: [experiment=original_scratch]   # Hydra overrides of every point
       sweep:                              # absent for a single run
-        strategy: grid                    # grid | random
-        num_points: 20                    # random only
+        method: random                    # grid | random (`strategy` is read as well)
+        run_cap: 20                       # random only (`num_points` is read as well)
         seed: 0                           # random only
-        params:                           # swept keys and their values
-          optimizer.lr: [0.01, 0.001]
-          model.dropout: [0.2, 0.3]
+        parameters:                       # W&B's grammar (inat.sweeps.space)
+          optimizer.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 0.1}
+          model.dropout: {values: [0.2, 0.3]}
+
+`params: {optimizer.lr: [0.01, 0.001]}` lists values as before.
 
 `expand` turns it into points; a point's name is a pure function of its index and
 swept overrides, so every backend, every retry and every reader agrees on it.
@@ -37,10 +39,10 @@ from typing import Any
 import yaml
 
 from inat.errors import ConfigError
+from inat.sweeps.search import parse_search
+from inat.sweeps.study import draw
 
-STRATEGIES = ("grid", "random")
 _JOB_KEYS = {"name", "overrides", "sweep"}
-_SWEEP_KEYS = {"strategy", "num_points", "seed", "params"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _MAX_READABLE = 60
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:+-]+$")
@@ -89,33 +91,39 @@ def _check_keys(where: str, given: Mapping, allowed: set[str]) -> None:
 
 
 def expand(job: Mapping[str, Any]) -> list[Point]:
-    """The ordered points of a job's `job` block (one point when it has no sweep)."""
+    """The ordered points of a job's `job` block (one point when it has no sweep).
+
+    A grid takes every combination of the values; random draws `run_cap` points: without
+    replacement from the combinations when every key has a list of values (at most all of
+    them), else from the distributions with Optuna's random (or QMC) sampler.
+    """
     _check_keys("job", job, _JOB_KEYS)
     base = tuple(str(o) for o in job.get("overrides") or ())
     sweep = job.get("sweep")
     if not sweep:
         return [Point(0, point_name(0, ()), (), base)]
-    _check_keys("job.sweep", sweep, _SWEEP_KEYS)
-    params = sweep.get("params") or {}
-    if not params or not all(isinstance(v, Sequence) and v for v in params.values()):
-        raise ConfigError("job.sweep.params must map each swept key to a non-empty list of values")
-    keys = sorted(params)
-    combos = list(itertools.product(*(params[k] for k in keys)))
-    strategy = sweep.get("strategy", "grid")
-    if strategy == "random":
-        num_points = sweep.get("num_points")
-        if not isinstance(num_points, int) or num_points < 1:
-            raise ConfigError(f"job.sweep.num_points={num_points!r}: use an integer >= 1")
-        rng = random.Random(sweep.get("seed", 0))
-        combos = rng.sample(combos, min(num_points, len(combos)))
-    elif strategy != "grid":
+    search = parse_search(str(job.get("name")), sweep)
+    constants = tuple(
+        f"{k}={override_value(p.value)}" for k, p in search.space.items() if p.distribution is None
+    )
+    swept = {k: p for k, p in search.space.items() if p.distribution is not None}
+    if search.method == "bayes":
         raise ConfigError(
-            f"job.sweep.strategy={strategy!r} is not allowed; use one of {STRATEGIES}"
+            "job.sweep.method=bayes needs workers that suggest each point from the finished "
+            "ones; this version runs grid and random sweeps (method: random samples the "
+            "same distributions)"
         )
+    if search.method == "random" and not all(p.finite for p in swept.values()):
+        combos = [tuple(swept[k].value_of(d[k]) for k in swept) for d in draw(search)]
+    else:
+        combos = list(itertools.product(*(swept[k].choices() for k in swept)))
+        if search.method == "random":
+            rng = random.Random(search.seed)
+            combos = rng.sample(combos, min(search.run_cap, len(combos)))
     points = []
     for index, combo in enumerate(combos):
-        swept = tuple(f"{k}={override_value(v)}" for k, v in zip(keys, combo, strict=True))
-        points.append(Point(index, point_name(index, swept), swept, base + swept))
+        values = tuple(f"{k}={override_value(v)}" for k, v in zip(swept, combo, strict=True))
+        points.append(Point(index, point_name(index, values), values, base + constants + values))
     return points
 
 

@@ -3,11 +3,13 @@
 Every decision of an adaptive sweep is a pure function of the sweep's config, a point's
 index and the records of the points at that moment:
 
-- `suggest`: the hyperparameters of a new point. Done points are COMPLETE trials, pruned
-  ones PRUNED with their intermediate values, claimed but unfinished ones (running, or
-  interrupted and waiting to resume) RUNNING, so that TPE's constant liar keeps parallel
-  workers apart; failed points (a bad config, a bug) are FAIL and steer nothing. The
-  sampler is seeded from the sweep's seed and the point's index, and asked once.
+- `suggest`: the hyperparameters of a new point of a bayes sweep. Done points are
+  COMPLETE trials, pruned ones PRUNED with their intermediate values, claimed but
+  unfinished ones (running, or interrupted and waiting to resume) RUNNING, so that
+  TPE's constant liar keeps parallel workers apart; failed points (a bad config, a bug)
+  are FAIL and steer nothing. The sampler is seeded from the sweep's seed and the
+  point's index, and asked once.
+- `draw`: the points of a random sweep, one sequence of Optuna's random or QMC sampler.
 - `judge`: whether a point stops at this epoch. The pruners' rung bookkeeping (the system
   attributes `completed_rung_K` of the successive-halving pruners) is restored from the
   decisions each point recorded; trial numbers are point indices and the study is named
@@ -90,21 +92,27 @@ def startup_trials(run_cap: int) -> int:
 
 
 def make_sampler(search: Search, index: int) -> BaseSampler:
-    """The sampler that suggests point `index`, seeded from the sweep's seed and `index`."""
+    """The sampler that suggests point `index` of a bayes sweep, seeded from the sweep's seed
+    and `index`."""
     seed = point_seed(search.seed, index)
     startup = startup_trials(search.run_cap)
-    if search.sampler == "tpe":
-        return TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
-        )
     if search.sampler == "gp":
         return GPSampler(seed=seed, n_startup_trials=startup)
+    return TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
+
+
+def draw(search: Search) -> list[dict[str, Any]]:
+    """The `run_cap` points of a random sweep: one sequence of Optuna's random sampler (or
+    its QMC sampler: low-discrepancy points, the first drawn at random), seeded by the sweep."""
     if search.sampler == "qmc":
-        # One sequence for the whole sweep (its seed), read at the point's index.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return QMCSampler(seed=search.seed, scramble=True, warn_asynchronous_seeding=False)
-    return RandomSampler(seed=seed)
+            sampler: BaseSampler = QMCSampler(seed=search.seed, scramble=True)
+    else:
+        sampler = RandomSampler(seed=search.seed)
+    study = optuna.create_study(sampler=sampler, storage=optuna.storages.InMemoryStorage())
+    dists = distributions(search.space)
+    return [dict(study.ask(dists).params) for _ in range(search.run_cap)]
 
 
 def make_pruner(terminate: EarlyTerminate, epochs: int) -> BasePruner:
@@ -184,19 +192,7 @@ def suggest(search: Search, index: int, records: Sequence[PointRecord]) -> dict[
     """
     study = build_study(search, [r for r in records if r.index < index], size=index)
     study.sampler = make_sampler(search, index)
-    if search.sampler == "qmc":
-        _set_qmc_position(study, search, index)
     return dict(study.ask(distributions(search.space)).params)
-
-
-def _set_qmc_position(study: optuna.Study, search: Search, index: int) -> None:
-    """Point the QMC sampler at sample `index` of its sequence (it counts samples in the
-    study's system attributes, which a rebuilt study does not have)."""
-    sampler = study.sampler
-    assert isinstance(sampler, QMCSampler)
-    # _find_sample_id reads and increments that attribute: `index` calls reach sample `index`.
-    for _ in range(index):
-        sampler._find_sample_id(study, distributions(search.space))
 
 
 def judge(

@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from inat.errors import ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
+from inat.rundir import Status
 from inat.sweeps.jobs import point_name
 
 log = logging.getLogger("inat")
@@ -124,7 +125,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
         return run_sweep(args.job, args.overrides)
     summary = run_all(job, args.overrides)
-    if summary and summary["counts"].get("done", 0) < len(summary["points"]):
+    if summary and summary["counts"].get(Status.DONE.value, 0) < len(summary["points"]):
         log.error("not every point is done: %s", summary["counts"])
         return ExitCode.FAILURE
     return ExitCode.OK

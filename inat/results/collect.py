@@ -19,7 +19,8 @@ import yaml
 from inat import rundir
 from inat.errors import ConfigError
 from inat.results.configs import LOCATION_KEYS, flatten
-from inat.results.status import MANIFEST, PointFiles, best_row, point_row, read_point
+from inat.results.status import PointFiles, best_row, point_row, read_point
+from inat.rundir import MANIFEST, RunDir
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
@@ -45,12 +46,12 @@ class PointResult:
 
     def config(self) -> dict[str, Any]:
         """The run's resolved config (config.yaml)."""
-        try:
-            return yaml.safe_load(self.run.read_text(rundir.CONFIG))
-        except FileNotFoundError:
+        config = RunDir(self.run).config()
+        if config is None:
             raise ConfigError(
                 f"{self.run.uri} has no {rundir.CONFIG} yet: the point has not started"
-            ) from None
+            )
+        return config
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _runs(storage: Storage, folders: list[str]) -> Results:
     configs = []
     for folder in folders:
         try:
-            configs.append(flatten(yaml.safe_load(storage.child(folder).read_text(rundir.CONFIG))))
+            configs.append(flatten(RunDir(storage.child(folder)).config() or {}))
         except (FileNotFoundError, yaml.YAMLError):
             configs.append({})
     known = [c for c in configs if c]

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from inat.results.collect import PointResult, Results, value_text
+from inat.rundir import Status
 
 _FIELDS = [
     "index",
@@ -41,7 +42,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _epochs(row: dict[str, Any]) -> str:
-    if row["status"] == "queued":
+    if row["status"] == Status.QUEUED:
         return "-"
     planned = row["epochs_planned"]
     return f"{row['epochs']}/{planned}" if planned else str(row["epochs"])
@@ -93,7 +94,7 @@ def _notes(points: list[PointResult]) -> list[str]:
         row = point.row
         for problem in row["problems"]:
             notes.append(f"point {row['index']}: {problem}")
-        if row["error"] and row["status"] != "done":
+        if row["error"] and row["status"] != Status.DONE:
             # Hydra's errors go on for lines (search path, options): the first one says it.
             notes.append(f"point {row['index']} ({row['status']}): {row['error'].splitlines()[0]}")
     return ["", *notes] if notes else []

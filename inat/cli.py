@@ -29,10 +29,11 @@ from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from inat.errors import ExitCode, InatError
+from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
-from inat.rundir import Status
+from inat.rundir import CONFIG, MANIFEST, RESULT, Status
+from inat.storage import configure, open_storage
 from inat.sweeps.jobs import point_name
 
 log = logging.getLogger("inat")
@@ -43,6 +44,40 @@ class _TrainState:
 
     started = False
     failures: list[str] = []  # noqa: RUF012 - reset by _train_command
+
+
+class FolderInUse(ConfigError):
+    """`inat train` was pointed at a folder that holds another kind of result: a multirun at
+    a run directory, a run at a folder of points. No point of a multirun can go there."""
+
+
+def _check_folder(cfg: DictConfig, multirun: bool) -> None:
+    """Refuse (FolderInUse) a multirun whose folder is a run directory or a job's sweep,
+    and a run whose run directory holds a multirun's or a sweep's points."""
+    configure(cfg.storage)
+    if multirun:
+        folder = open_storage(f"{cfg.output}/{cfg.name}")
+        held = [name for name in (CONFIG, RESULT, MANIFEST) if folder.exists(name)]
+        if held:
+            what = "the sweep of a job file" if MANIFEST in held else "a single run"
+            raise FolderInUse(
+                f"{folder.uri} holds {what} ({held[0]}): the multirun's points would land "
+                f"inside it. Give the multirun a folder of its own with name=..., e.g. "
+                f"inat train -m name={cfg.name}-sweep ..., or move {folder.uri} away."
+            )
+        return
+    run = open_storage(cfg.run_dir)
+    if run.exists(CONFIG) or run.exists(RESULT):
+        return  # a run directory: resumed, or already done
+    paths = [path.split("/") for path in run.list()]
+    points = sorted({p[0] for p in paths if len(p) == 2 and p[1] in (CONFIG, RESULT)})
+    if run.exists(MANIFEST) or points:
+        held = MANIFEST if run.exists(MANIFEST) else f"{points[0]}/"
+        raise FolderInUse(
+            f"{run.uri} holds the points of a multirun or sweep ({held}): a run there would "
+            f"mix its files with theirs. Give the run a folder of its own with name=..., e.g. "
+            f"inat train name={cfg.name}-run ..., or move {run.uri} away."
+        )
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
@@ -58,10 +93,13 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
+        _check_folder(cfg, multirun)
         return train(cfg)["best_val_accuracy"]
     except InatError as e:
         code = e.exit_code
         log.error("%s (exit code %d: %s)", e, code, code.name)
+        if isinstance(e, FolderInUse):
+            sys.exit(code)  # the whole multirun: none of its points can go there
     except Exception:
         # Reported here, not by Hydra, whose report names the overrides: they may hold
         # secrets (a URL's password).

@@ -85,3 +85,45 @@ def test_an_unexpected_crash_is_reported_without_the_overrides(tmp_path):
     assert done.returncode == 1
     assert "unexpected failure" in output and "RuntimeError: a bug" in output
     assert "hunter2" not in output
+
+
+def _files(folder) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_multirun_is_refused_in_the_folder_of_a_run(tmp_path):
+    run = run_inat(tmp_path, "train", *TINY, *location(tmp_path), "trainer.epochs=1")
+    assert run.returncode == 0, run.stderr
+    run_dir = tmp_path / "out" / "default"
+    before = _files(run_dir)
+
+    done = run_inat(tmp_path, "train", "-m", *TINY, *location(tmp_path), "model.dropout=0.0,0.1")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 65, output
+    assert f"{run_dir} holds a single run (config.yaml)" in output
+    assert "inat train -m name=default-sweep" in output
+    assert _files(run_dir) == before  # no point landed inside the run directory
+
+
+def test_a_run_is_refused_in_the_folder_of_a_multirun(tmp_path):
+    multirun = run_inat(
+        tmp_path,
+        "train",
+        "-m",
+        *TINY,
+        *location(tmp_path),
+        "trainer.epochs=1",
+        "model.dropout=0.0,0.1",
+    )
+    assert multirun.returncode == 0, multirun.stderr
+    folder = tmp_path / "out" / "default"
+    before = _files(folder)
+
+    done = run_inat(tmp_path, "train", *TINY, *location(tmp_path), "trainer.epochs=1")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 65, output
+    assert f"{folder} holds the points of a multirun or sweep (000-" in output
+    assert "inat train name=default-run" in output
+    assert _files(folder) == before

@@ -1,5 +1,6 @@
 """The `inat` command: a thin entry point over the package.
 
+    inat, inat --help                  the commands; inat --version: the version
     inat train [OVERRIDES...]          train one run; Hydra overrides, `-m` for a multirun
     inat train --help                  every config group and option
     inat launch [ACCELERATE OPTIONS] COMMAND [ARGS...]
@@ -29,6 +30,7 @@ from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from inat import __version__
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
@@ -287,13 +289,15 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
         description="Score a checkpoint on the test set (the val/ folder) of a data source, "
-        "with the image size, batch size and precision it was trained with.",
+        "or on a plain folder of class folders, with the image size, batch size and "
+        "precision it was trained with.",
     )
     evaluate.add_argument("checkpoint", help=checkpoint_help)
     evaluate.add_argument(
         "data",
         help="a data source as data.source takes it: a .zip, a folder, an http(s) URL, an "
-        "s3:// URI or 'synthetic' (the checkpoint's own generated data)",
+        "s3:// URI or 'synthetic' (the checkpoint's own generated data); or a local folder of "
+        "class folders (FOLDER/<class>/<images>, some or all of the checkpoint's classes)",
     )
     evaluate.add_argument(
         "--cache-dir", default=None, metavar="DIR", help="the data cache (default: see README)"
@@ -320,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 unexpected failure, 65 bad config or input (do not retry), "
         "75 interrupted or storage unreachable (retry: the run resumes).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "train",
@@ -402,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return launch(argv[1:])
     parser = _parser()
+    if not argv:
+        parser.print_help()
+        return ExitCode.OK
     args, extra = parser.parse_known_args(argv)
     if extra:
         # argparse ends `inat sweep`'s overrides at its first option: `JOB --index 3 a=b`

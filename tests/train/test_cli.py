@@ -9,11 +9,26 @@ import sys
 import pytest
 from helpers.runs import TINY, location, run_inat
 
+import inat
+
 
 def test_help_lists_the_commands(tmp_path):
     done = run_inat(tmp_path, "--help")
     assert done.returncode == 0
     assert "train" in done.stdout and "data" in done.stdout and "65" in done.stdout
+
+
+def test_version_prints_the_package_version(tmp_path):
+    done = run_inat(tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"inat {inat.__version__}"
+
+
+def test_a_bare_inat_prints_the_help(tmp_path):
+    done = run_inat(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == run_inat(tmp_path, "--help").stdout
+    assert "evaluate" in done.stdout
 
 
 def test_train_help_lists_config_groups(tmp_path):

@@ -71,8 +71,9 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 def point_row(point: Mapping[str, Any], files: PointFiles) -> dict[str, Any]:
     """The leaderboard row of a point: its status and figures so far.
 
-    status: queued (no result.json yet), running, done, failed, interrupted (stopped by a
-    signal after a checkpoint: the requeued job resumes it) or unreadable; `resumes`
+    status: a Status value (queued: no result.json yet; pruned: stopped early by the sweep;
+    interrupted: stopped by a signal after a checkpoint, the requeued job resumes it) or
+    UNREADABLE; `resumes`
     counts the attempts that resumed from a checkpoint. A running point's figures come
     from its metrics.jsonl; wall_seconds is the wall time of the latest attempt.
     """

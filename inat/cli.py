@@ -1,5 +1,6 @@
 """The `inat` command: a thin entry point over the package.
 
+    inat, inat --help                  the commands; inat --version: the version
     inat train [OVERRIDES...]          train one run; Hydra overrides, `-m` for a multirun
     inat train --help                  every config group and option
     inat launch [ACCELERATE OPTIONS] COMMAND [ARGS...]
@@ -29,9 +30,12 @@ from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from inat.errors import ExitCode, InatError
+from inat import __version__
+from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
+from inat.rundir import CONFIG, MANIFEST, RESULT, Status
+from inat.storage import configure, open_storage
 from inat.sweeps.jobs import point_name
 
 log = logging.getLogger("inat")
@@ -42,6 +46,40 @@ class _TrainState:
 
     started = False
     failures: list[str] = []  # noqa: RUF012 - reset by _train_command
+
+
+class FolderInUse(ConfigError):
+    """`inat train` was pointed at a folder that holds another kind of result: a multirun at
+    a run directory, a run at a folder of points. No point of a multirun can go there."""
+
+
+def _check_folder(cfg: DictConfig, multirun: bool) -> None:
+    """Refuse (FolderInUse) a multirun whose folder is a run directory or a job's sweep,
+    and a run whose run directory holds a multirun's or a sweep's points."""
+    configure(cfg.storage)
+    if multirun:
+        folder = open_storage(f"{cfg.output}/{cfg.name}")
+        held = [name for name in (CONFIG, RESULT, MANIFEST) if folder.exists(name)]
+        if held:
+            what = "the sweep of a job file" if MANIFEST in held else "a single run"
+            raise FolderInUse(
+                f"{folder.uri} holds {what} ({held[0]}): the multirun's points would land "
+                f"inside it. Give the multirun a folder of its own with name=..., e.g. "
+                f"inat train -m name={cfg.name}-sweep ..., or move {folder.uri} away."
+            )
+        return
+    run = open_storage(cfg.run_dir)
+    if run.exists(CONFIG) or run.exists(RESULT):
+        return  # a run directory: resumed, or already done
+    paths = [path.split("/") for path in run.list()]
+    points = sorted({p[0] for p in paths if len(p) == 2 and p[1] in (CONFIG, RESULT)})
+    if run.exists(MANIFEST) or points:
+        held = MANIFEST if run.exists(MANIFEST) else f"{points[0]}/"
+        raise FolderInUse(
+            f"{run.uri} holds the points of a multirun or sweep ({held}): a run there would "
+            f"mix its files with theirs. Give the run a folder of its own with name=..., e.g. "
+            f"inat train name={cfg.name}-run ..., or move {run.uri} away."
+        )
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
@@ -57,10 +95,13 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
+        _check_folder(cfg, multirun)
         return train(cfg)["best_val_accuracy"]
     except InatError as e:
         code = e.exit_code
         log.error("%s (exit code %d: %s)", e, code, code.name)
+        if isinstance(e, FolderInUse):
+            sys.exit(code)  # the whole multirun: none of its points can go there
     except Exception:
         # Reported here, not by Hydra, whose report names the overrides: they may hold
         # secrets (a URL's password).
@@ -124,7 +165,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
         return run_sweep(args.job, args.overrides)
     summary = run_all(job, args.overrides)
-    if summary and summary["counts"].get("done", 0) < len(summary["points"]):
+    if summary and summary["counts"].get(Status.DONE.value, 0) < len(summary["points"]):
         log.error("not every point is done: %s", summary["counts"])
         return ExitCode.FAILURE
     return ExitCode.OK
@@ -248,13 +289,15 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
         description="Score a checkpoint on the test set (the val/ folder) of a data source, "
-        "with the image size, batch size and precision it was trained with.",
+        "or on a plain folder of class folders, with the image size, batch size and "
+        "precision it was trained with.",
     )
     evaluate.add_argument("checkpoint", help=checkpoint_help)
     evaluate.add_argument(
         "data",
         help="a data source as data.source takes it: a .zip, a folder, an http(s) URL, an "
-        "s3:// URI or 'synthetic' (the checkpoint's own generated data)",
+        "s3:// URI or 'synthetic' (the checkpoint's own generated data); or a local folder of "
+        "class folders (FOLDER/<class>/<images>, some or all of the checkpoint's classes)",
     )
     evaluate.add_argument(
         "--cache-dir", default=None, metavar="DIR", help="the data cache (default: see README)"
@@ -281,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 unexpected failure, 65 bad config or input (do not retry), "
         "75 interrupted or storage unreachable (retry: the run resumes).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "train",
@@ -363,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return launch(argv[1:])
     parser = _parser()
+    if not argv:
+        parser.print_help()
+        return ExitCode.OK
     args, extra = parser.parse_known_args(argv)
     if extra:
         # argparse ends `inat sweep`'s overrides at its first option: `JOB --index 3 a=b`

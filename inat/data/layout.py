@@ -57,6 +57,11 @@ def find_root(folder: Path, source: str | None = None) -> Path:
     )
 
 
+def class_folders(folder: Path) -> list[str]:
+    """The sorted names of the (visible) subfolders of `folder`: its class folders."""
+    return [p.name for p in _subfolders(folder)]
+
+
 def find_classes(root: Path) -> list[str]:
     """Sorted class names: the subfolders of train/, which val/ must have too."""
     train = [p.name for p in _subfolders(root / "train")]

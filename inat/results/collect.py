@@ -2,9 +2,10 @@
 
 - a sweep folder (holding sweep.json): its points in the manifest's order, queued ones too;
 - a run directory (holding result.json or config.yaml): one point;
-- a folder of run directories without a manifest (an `inat train -m` multirun, or runs side
-  by side): each is a point, and the keys whose values differ between their configs are
-  the swept ones;
+- a folder of run directories without a manifest: an `inat train -m` multirun (each run's
+  config says it is a point of that folder) is a sweep whose swept keys are those whose
+  values differ between the runs' configs; other runs side by side (`inat train name=a`,
+  `inat train name=b`) are a table of runs, each named by its folder, nothing swept;
 - an output folder holding exactly one sweep.
 """
 
@@ -19,21 +20,27 @@ import yaml
 from inat import rundir
 from inat.errors import ConfigError
 from inat.results.configs import LOCATION_KEYS, flatten
-from inat.results.status import MANIFEST, PointFiles, best_row, point_row, read_point
+from inat.results.status import PointFiles, best_row, point_row, read_point
+from inat.rundir import MANIFEST, RunDir
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
 _INDEX = re.compile(r"^(\d+)-")
+SWEEP, RUN, RUNS = "sweep", "run", "runs"  # the kinds of Results
+# The columns of a table of runs side by side: its folder and key settings (the table's
+# epochs column shows trainer.epochs as planned).
+RUN_COLUMNS = ["run", "model", "lr"]
 
 
 @dataclass
 class PointResult:
-    """One point: its leaderboard row, its files and its swept values."""
+    """One point: its leaderboard row, its files, its swept values and its table values."""
 
     row: dict[str, Any]
     files: PointFiles
     run: Storage
     params: dict[str, Any]  # swept key -> value
+    settings: dict[str, Any]  # the table's column -> value (see Results.columns)
 
     @property
     def label(self) -> str:
@@ -45,12 +52,12 @@ class PointResult:
 
     def config(self) -> dict[str, Any]:
         """The run's resolved config (config.yaml)."""
-        try:
-            return yaml.safe_load(self.run.read_text(rundir.CONFIG))
-        except FileNotFoundError:
+        config = RunDir(self.run).config()
+        if config is None:
             raise ConfigError(
                 f"{self.run.uri} has no {rundir.CONFIG} yet: the point has not started"
-            ) from None
+            )
+        return config
 
 
 @dataclass
@@ -58,10 +65,15 @@ class Results:
     """A sweep (or a single run, as a sweep of one point) as its run directories show it."""
 
     name: str
-    storage: Storage  # the sweep folder, or the run directory of a single run
-    kind: str  # "sweep" or "run"
+    storage: Storage  # the sweep folder, the run directory of a single run, a folder of runs
+    kind: str  # SWEEP, RUN or RUNS (runs side by side, not a sweep)
     keys: list[str]  # the swept keys, in order
     points: list[PointResult] = field(default_factory=list)  # in index order
+
+    @property
+    def columns(self) -> list[str]:
+        """The config columns of the table: the swept keys, or RUN_COLUMNS for runs."""
+        return RUN_COLUMNS if self.kind == RUNS else self.keys
 
     def ranked(self) -> list[PointResult]:
         """Points by best validation accuracy, highest first; points without one last."""
@@ -114,16 +126,24 @@ def _parse_swept(swept: list[str]) -> dict[str, Any]:
     return params
 
 
-def _point(run: Storage, entry: dict[str, Any], params: dict[str, Any]) -> PointResult:
+def _point(
+    run: Storage,
+    entry: dict[str, Any],
+    params: dict[str, Any],
+    settings: dict[str, Any] | None = None,
+) -> PointResult:
+    """A point read from `run`; its table values are its swept ones unless `settings`."""
     files = read_point(run)
-    return PointResult(point_row(entry, files), files, run, params)
+    return PointResult(
+        point_row(entry, files), files, run, params, params if settings is None else settings
+    )
 
 
 def _sweep(storage: Storage) -> Results:
     manifest = storage.read_json(MANIFEST)
     entries = manifest["points"]
     keys = list(_parse_swept(entries[0]["swept"])) if entries else []
-    results = Results(manifest["name"], storage, "sweep", keys)
+    results = Results(manifest["name"], storage, SWEEP, keys)
     results.points = [
         _point(storage.child(e["name"]), e, _parse_swept(e["swept"])) for e in entries
     ]
@@ -132,28 +152,58 @@ def _sweep(storage: Storage) -> Results:
 
 def _single_run(storage: Storage) -> Results:
     name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
-    results = Results(name, storage, "run", [])
+    results = Results(name, storage, RUN, [])
     results.points = [_point(storage, {"index": 0, "name": name, "swept": []}, {})]
     return results
 
 
+def _config(run: Storage) -> dict[str, Any]:
+    """The run's config.yaml, or {} when it has none (yet) or it cannot be read."""
+    try:
+        return RunDir(run).config() or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        return {}
+
+
+def _is_point(folder: str, config: dict[str, Any]) -> bool:
+    """Whether the run's config says it is the point `folder` of a multirun or sweep: its
+    run directory is <output>/<name>/<folder>, where a run of its own has <output>/<name>."""
+    return config.get("run_dir") == f"{config.get('output')}/{config.get('name')}/{folder}"
+
+
+def _settings(folder: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The RUN_COLUMNS values of a run: its folder, model (backbone or class) and lr."""
+    model = config.get("model") or {}
+    target = model.get("_target_")
+    return {
+        "run": folder,
+        "model": model.get("backbone") or (target.rsplit(".", 1)[-1] if target else None),
+        "lr": (config.get("optimizer") or {}).get("lr"),
+    }
+
+
 def _runs(storage: Storage, folders: list[str]) -> Results:
-    """Run directories side by side: the swept keys are those whose values differ."""
-    configs = []
-    for folder in folders:
-        try:
-            configs.append(flatten(yaml.safe_load(storage.child(folder).read_text(rundir.CONFIG))))
-        except (FileNotFoundError, yaml.YAMLError):
-            configs.append({})
-    known = [c for c in configs if c]
+    """Run directories side by side: a multirun when every readable config says it is one
+    of its points, else a table of runs."""
+    configs = [_config(storage.child(folder)) for folder in folders]
+    known = [(folder, config) for folder, config in zip(folders, configs, strict=True) if config]
+    name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
+    if not known or not all(_is_point(folder, config) for folder, config in known):
+        results = Results(name, storage, RUNS, [])
+        for index, (folder, config) in enumerate(zip(folders, configs, strict=True)):
+            entry = {"index": index, "name": folder, "swept": []}
+            results.points.append(
+                _point(storage.child(folder), entry, {}, _settings(folder, config))
+            )
+        return results
+    flat = [flatten(config) for config in configs]
     keys = [
         key
-        for key in dict.fromkeys(k for c in known for k in c)
-        if key not in LOCATION_KEYS and len({repr(c.get(key)) for c in known}) > 1
+        for key in dict.fromkeys(k for c in flat for k in c)
+        if key not in LOCATION_KEYS and len({repr(c.get(key)) for c in flat if c}) > 1
     ]
-    name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
-    results = Results(name, storage, "sweep", keys)
-    for position, (folder, config) in enumerate(zip(folders, configs, strict=True)):
+    results = Results(name, storage, SWEEP, keys)
+    for position, (folder, config) in enumerate(zip(folders, flat, strict=True)):
         params = {key: config.get(key) for key in keys} if config else {}
         index = int(match[1]) if (match := _INDEX.match(folder)) else position
         swept = [f"{key}={override_value(value)}" for key, value in params.items()]

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from inat.results.collect import PointResult, Results, value_text
+from inat.rundir import Status
 from inat.storage import Storage
 
 PLOTS = "plots"
@@ -140,7 +141,7 @@ def accuracy_vs_params(results: Results) -> Figure | None:
     for ax, key in zip(axes, results.keys, strict=False):
         axis = _axis(key, [p.params.get(key) for p in points])
         for point, x, y in zip(points, axis.coords, accuracy, strict=True):
-            done = point.row["status"] == "done"
+            done = point.row["status"] == Status.DONE
             ax.scatter(
                 x,
                 y,
@@ -157,7 +158,7 @@ def accuracy_vs_params(results: Results) -> Figure | None:
         ax.grid(alpha=0.3)
     for ax in axes[len(results.keys) :]:
         ax.set_visible(False)
-    unfinished = ", hollow: not done" if any(p.row["status"] != "done" for p in points) else ""
+    unfinished = ", hollow: not done" if any(p.row["status"] != Status.DONE for p in points) else ""
     figure.suptitle(
         f"Validation accuracy against each swept value: {results.name} "
         f"({len(points)} points, best starred{unfinished})"

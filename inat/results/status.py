@@ -1,10 +1,6 @@
 """The state of a point, read from its run directory: one row of the leaderboard and of
-summary.json. Files that cannot be read (yet) are reported, never fatal.
-
-    OUTPUT/NAME/sweep.json      the ordered points, written once by the launcher
-    OUTPUT/NAME/<point>/        one run directory per point (see inat.rundir)
-    OUTPUT/NAME/summary.json    every point's row, written when all points ended: by the
-                                controller, or by the last point to end (Kubernetes)
+summary.json (see inat.sweeps.summary). Files that cannot be read (yet) are reported,
+never fatal. The layout of run directories and sweep folders is inat.rundir's.
 """
 
 from __future__ import annotations
@@ -16,10 +12,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inat import rundir
+from inat.rundir import RunDir, Status
 from inat.storage import Storage
 
-MANIFEST = "sweep.json"
-SUMMARY = "summary.json"
+# The row state of a point whose result.json cannot be read: shown, never recorded.
+UNREADABLE = "unreadable"
 
 
 @dataclass
@@ -36,15 +33,10 @@ def read_point(run: Storage) -> PointFiles:
     """result.json and metrics.jsonl of a run directory, whatever state they are in."""
     files = PointFiles(result=None, history=[])
     try:
-        result = run.read_json(rundir.RESULT)
-        readable = isinstance(result, dict)
-    except FileNotFoundError:
-        result, readable = None, True
-    except ValueError:  # not JSON, or not UTF-8
-        result, readable = None, False
-    if readable:
-        files.result = result
-    else:
+        files.result = RunDir(run).result()
+    except FileNotFoundError:  # deleted after it was seen: as if not written yet
+        pass
+    except ValueError:  # not JSON, not UTF-8, or not an object
         files.result_unreadable = True
         files.problems.append(
             f"{rundir.RESULT} is not a JSON object (a partial copy or a foreign write?): "
@@ -79,18 +71,19 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 def point_row(point: Mapping[str, Any], files: PointFiles) -> dict[str, Any]:
     """The leaderboard row of a point: its status and figures so far.
 
-    status: queued (no result.json yet), running, done, failed, interrupted (stopped by a
-    signal after a checkpoint: the requeued job resumes it) or unreadable; `resumes`
+    status: a Status value (queued: no result.json yet; pruned: stopped early by the sweep;
+    interrupted: stopped by a signal after a checkpoint, the requeued job resumes it) or
+    UNREADABLE; `resumes`
     counts the attempts that resumed from a checkpoint. A running point's figures come
     from its metrics.jsonl; wall_seconds is the wall time of the latest attempt.
     """
     result = files.result or {}
     history = files.history
-    status = result.get("status", "unreadable" if files.result_unreadable else "queued")
+    status = result.get("status", UNREADABLE if files.result_unreadable else Status.QUEUED.value)
     val = [row["val_accuracy"] for row in history if "val_accuracy" in row]
     wall = result.get("wall_seconds_last_attempt")
-    if wall is None and status != "queued":
-        end = None if status == "running" else result.get("updated_at")
+    if wall is None and status != Status.QUEUED:
+        end = None if status == Status.RUNNING else result.get("updated_at")
         wall = _seconds_between(result.get("started_at"), end)
     return {
         "index": point["index"],
@@ -120,43 +113,5 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The winning row: the highest validation accuracy among done points (else among all
     points that have one, while none is done); the lower index wins a tie."""
     scored = [r for r in rows if r["best_val_accuracy"] is not None]
-    done = [r for r in scored if r["status"] == "done"]
+    done = [r for r in scored if r["status"] == Status.DONE]
     return min(done or scored, key=lambda r: (-r["best_val_accuracy"], r["index"]), default=None)
-
-
-def write_summary(storage: Storage) -> dict[str, Any]:
-    """Write summary.json from the manifest and every point's run directory."""
-    manifest = storage.read_json(MANIFEST)
-    rows = [point_status(storage, p) for p in manifest["points"]]
-    summary = {
-        "name": manifest["name"],
-        "points": rows,
-        "counts": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
-        "best": best_row([r for r in rows if r["status"] == "done"]),
-    }
-    storage.write_json(SUMMARY, summary)
-    return summary
-
-
-def _has_ended(run: Storage) -> bool:
-    """Whether the run's result.json says done or failed (a missing or unreadable one: no)."""
-    try:
-        result = run.read_json(rundir.RESULT)
-    except (FileNotFoundError, ValueError):
-        return False
-    return isinstance(result, dict) and result.get("status") in ("done", "failed")
-
-
-def write_summary_if_ended(storage: Storage) -> bool:
-    """Write summary.json if every point has ended (done or failed); returns whether it did.
-
-    Where no controller waits for all points (a Kubernetes Indexed Job), each point calls
-    this as it ends. Of several points ending at once, the one that reads last sees them all,
-    as each wrote its result.json before reading and S3 reads see every completed write.
-    """
-    points = storage.read_json(MANIFEST)["points"]
-    # Reads stop at the first point that has not ended: most calls read a few result.json.
-    if not all(_has_ended(storage.child(point["name"])) for point in points):
-        return False
-    write_summary(storage)
-    return True

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from inat.results.collect import PointResult, Results, value_text
+from inat.rundir import Status
 
 _FIELDS = [
     "index",
@@ -41,27 +42,31 @@ def _duration(seconds: float | None) -> str:
 
 
 def _epochs(row: dict[str, Any]) -> str:
-    if row["status"] == "queued":
+    if row["status"] == Status.QUEUED:
         return "-"
     planned = row["epochs_planned"]
     return f"{row['epochs']}/{planned}" if planned else str(row["epochs"])
 
 
 def records(results: Results) -> list[dict[str, Any]]:
-    """The leaderboard as plain rows (best first): point_row plus `params` and `run_dir`."""
-    return [{**p.row, "params": p.params, "run_dir": p.run.uri} for p in results.ranked()]
+    """The leaderboard as plain rows (best first): point_row plus `params` (the swept values),
+    `settings` (the table's config columns: see Results.columns) and `run_dir`."""
+    return [
+        {**p.row, "params": p.params, "settings": p.settings, "run_dir": p.run.uri}
+        for p in results.ranked()
+    ]
 
 
 def text(results: Results) -> str:
     """The leaderboard as an aligned table, with a line per point that has problems."""
-    header = ["#", *_short(results.keys), "status", "epochs", "val acc", "test acc", "wall"]
+    header = ["#", *_short(results.columns), "status", "epochs", "val acc", "test acc", "wall"]
     lines = []
     for point in results.ranked():
         row = point.row
         lines.append(
             [
                 str(row["index"]),
-                *(value_text(point.params.get(key)) for key in results.keys),
+                *(value_text(point.settings.get(key)) for key in results.columns),
                 status_text(row),
                 _epochs(row),
                 _percent(row["best_val_accuracy"]),
@@ -93,20 +98,21 @@ def _notes(points: list[PointResult]) -> list[str]:
         row = point.row
         for problem in row["problems"]:
             notes.append(f"point {row['index']}: {problem}")
-        if row["error"] and row["status"] != "done":
+        if row["error"] and row["status"] != Status.DONE:
             # Hydra's errors go on for lines (search path, options): the first one says it.
             notes.append(f"point {row['index']} ({row['status']}): {row['error'].splitlines()[0]}")
     return ["", *notes] if notes else []
 
 
 def to_csv(results: Results) -> str:
-    """The leaderboard as CSV: one column per swept key, raw numbers (accuracy as a fraction)."""
+    """The leaderboard as CSV: one column per config column (the swept keys), raw numbers
+    (accuracy as a fraction)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*_FIELDS[:2], *results.keys, *_FIELDS[2:], "run_dir"])
+    writer.writerow([*_FIELDS[:2], *results.columns, *_FIELDS[2:], "run_dir"])
     for point in results.ranked():
         row = point.row
-        params = [value_text(point.params.get(key)) for key in results.keys]
+        params = [value_text(point.settings.get(key)) for key in results.columns]
         values = ["" if row[f] is None else row[f] for f in _FIELDS]
         writer.writerow([*values[:2], *params, *values[2:], point.run.uri])
     return out.getvalue()

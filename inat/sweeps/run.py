@@ -18,11 +18,11 @@ from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from inat import rundir
 from inat.errors import ConfigError, InatError, Interrupted
-from inat.results.status import MANIFEST, SUMMARY, write_summary, write_summary_if_ended
+from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
 from inat.storage import Storage, configure, open_storage
 from inat.sweeps.jobs import Point, expand
+from inat.sweeps.summary import write_summary, write_summary_if_ended
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,11 @@ def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -
 
 def mark_failed(run: Storage, error: str) -> None:
     """Record the run in `run` as failed with `error`, unless its result.json already says it
-    is done or failed (the trainer's own error is the more precise one)."""
-    result = run.read_json(rundir.RESULT) if run.exists(rundir.RESULT) else {}
-    if result.get("status") not in ("done", "failed"):
-        run.write_json(rundir.RESULT, {**result, "status": "failed", "error": error})
+    ended (done, pruned, or failed: the trainer's own error is the more precise one)."""
+    run_dir = RunDir(run)
+    status = run_dir.status()
+    if status is None or not status.ended:
+        run_dir.mark(Status.FAILED, error=error)
 
 
 def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Each checkpoint is written under a new folder (`step-0000120/state.pt`), verifie
 and only then named by the small pointer object `latest.json` (and `best.json`
 when it is the best so far). Older folders are deleted after the pointers moved,
 keeping the `keep` most recent and the best.
+
+A checkpoint holds tensors and plain data only (dicts, lists, tuples, numbers, strings,
+None), so it is read with `torch.load(weights_only=True)`: a file from a shared bucket
+that holds any other object is refused before anything in it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from inat.errors import TransientError
+from inat.errors import ExitCode, InatError, TransientError
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -28,13 +34,28 @@ STATE_FILE = "state.pt"
 LATEST = "latest.json"
 BEST = "best.json"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file limit
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # how torch's weights-only unpickler names a refused one
+
+
+class UnsafeCheckpoint(InatError):
+    """A checkpoint holds objects other than tensors and plain data: loading it could run
+    code, so it was refused unread."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of every random number generator the training loop draws from."""
+    """The state of every random number generator the training loop draws from, as tensors
+    and plain data (numpy's key as an int64 tensor), so that a weights-only load reads it."""
+    numpy = np.random.get_state(legacy=False)
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {
+            "key": torch.from_numpy(numpy["state"]["key"].astype(np.int64)),
+            "pos": int(numpy["state"]["pos"]),
+            "has_gauss": int(numpy["has_gauss"]),
+            "gauss": float(numpy["gauss"]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -45,7 +66,15 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the generators saved by `rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
+            "has_gauss": numpy["has_gauss"],
+            "gauss": numpy["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -98,9 +127,25 @@ class CheckpointManager:
         return self._pointer(BEST)
 
     def load(self, pointer: dict[str, Any]) -> dict[str, Any]:
-        """The state a pointer names, loaded on the CPU."""
-        data = io.BytesIO(self.storage.read_bytes(pointer["path"]))
-        return torch.load(data, map_location="cpu", weights_only=False)
+        """The state a pointer names, loaded on the CPU with `weights_only=True`.
+
+        Raises UnsafeCheckpoint (nothing in the file is run) when it holds other objects.
+        """
+        data = self.storage.read_bytes(pointer["path"])
+        try:
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            unsafe = _unsafe_globals(data, str(e))
+            if not unsafe:
+                raise  # not a checkpoint at all: a torn or foreign file
+            raise UnsafeCheckpoint(
+                f"refused to load the checkpoint {self.storage.uri}/{pointer['path']}: it holds "
+                f"objects other than tensors and plain data ({', '.join(unsafe)}), which could "
+                "run code when loaded, so it may be unsafe; nothing in it was run. Use a "
+                "checkpoint written by this version of inat (older ones kept numpy's random "
+                "state as a numpy array), or, only if you trust where the file came from, "
+                "load it yourself and save it again with tensors and plain data only."
+            ) from None
 
     def _pointer(self, name: str) -> dict[str, Any] | None:
         if not self.storage.exists(name):
@@ -114,3 +159,13 @@ class CheckpointManager:
             if folder not in protected:
                 log.debug("deleting old checkpoint %s", folder)
                 self.storage.delete_prefix(folder)
+
+
+def _unsafe_globals(data: bytes, error: str) -> list[str]:
+    """The classes and functions a checkpoint refers to beyond weights-only's allowed ones,
+    read without running anything: from the zip checkpoint itself, else from torch's error
+    (an old, non-zip checkpoint)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data)))
+    except Exception:  # not a zip checkpoint, or a torn one
+        return _GLOBAL.findall(error)

@@ -1,9 +1,12 @@
-"""Loading a checkpoint for inference: the model the trainer saved, rebuilt from its config."""
+"""Loading a checkpoint for inference: the model the trainer saved, rebuilt from its config;
+a checkpoint that would run code when loaded is refused unread."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers.pickles import Payload
+from helpers.runs import run_inat
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -39,3 +42,19 @@ def test_a_file_that_is_not_an_inat_checkpoint_is_refused(tmp_path, missing):
     torch.save(state, tmp_path / "state.pt")
     with pytest.raises(Exception, match="is not an inat checkpoint"):
         load_classifier(str(tmp_path))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_checkpoint_that_would_run_code_is_refused_by_evaluate_and_predict(tmp_path, command):
+    marker = tmp_path / "ran"
+    state = {"model": {}, "config": {}, "classes": ["a"], "extra": Payload(marker)}
+    torch.save(state, tmp_path / "state.pt")
+    (tmp_path / "photo.png").write_bytes(b"")
+    target = "synthetic" if command == "evaluate" else str(tmp_path / "photo.png")
+
+    done = run_inat(tmp_path, command, str(tmp_path / "state.pt"), target)
+
+    assert done.returncode == 65, done.stderr
+    assert f"refused to load the checkpoint {tmp_path}/state.pt" in done.stderr
+    assert "objects other than tensors and plain data" in done.stderr
+    assert not marker.exists()

@@ -1,14 +1,18 @@
-"""Checkpoints: published through pointers, pruned after the pointers moved, loaded exactly."""
+"""Checkpoints: published through pointers, pruned after the pointers moved, loaded exactly,
+and loaded with weights_only=True: a checkpoint that would run code is refused unread."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
+import pytest
 import torch
+from helpers.pickles import Payload
 
+from inat.errors import ExitCode
 from inat.storage import LocalStorage
-from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
+from inat.train.checkpoint import CheckpointManager, UnsafeCheckpoint, rng_state, set_rng_state
 
 
 def _state(epoch: int) -> dict:
@@ -45,8 +49,44 @@ def test_an_unpublished_checkpoint_is_never_loaded(tmp_path):
     assert ckpts.load(ckpts.latest())["epoch"] == 1
 
 
-def test_rng_state_round_trip():
-    saved = rng_state()
-    expected = (random.random(), np.random.rand(), torch.rand(1).item())
-    set_rng_state(saved)
-    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+def _draws() -> list:
+    """Draws from every generator, Gaussian caches included (random.gauss, numpy's randn)."""
+    return [
+        random.random(),
+        random.gauss(0, 1),
+        np.random.rand(3).tolist(),
+        np.random.randn(),
+        torch.rand(3).tolist(),
+        torch.randn(2).tolist(),
+    ]
+
+
+def test_every_generator_state_round_trips_through_a_saved_checkpoint(tmp_path):
+    random.gauss(0, 1)  # leaves a cached Gaussian in python's and numpy's state
+    np.random.randn()
+    ckpts = CheckpointManager(LocalStorage(tmp_path))
+    ckpts.save({"rng": [rng_state()], "epoch": 1}, step=1, is_best=True)
+    expected = _draws()
+    # Tensors and plain data only: torch's weights-only loader reads the whole file.
+    torch.load(tmp_path / ckpts.latest()["path"], weights_only=True)
+    _draws()  # moves every generator on
+
+    set_rng_state(ckpts.load(ckpts.latest())["rng"][0])
+    assert _draws() == expected
+
+
+def test_a_checkpoint_holding_other_objects_is_refused_and_nothing_in_it_runs(tmp_path):
+    marker = tmp_path / "ran"
+    storage = LocalStorage(tmp_path / "ckpts")
+    state = {"model": {"w": torch.zeros(2)}, "epoch": 1, "extra": Payload(marker)}
+    torch.save(state, tmp_path / "evil.pt")
+    storage.write_bytes("step-0000001/state.pt", (tmp_path / "evil.pt").read_bytes())
+
+    with pytest.raises(UnsafeCheckpoint) as refused:
+        CheckpointManager(storage).load({"path": "step-0000001/state.pt"})
+    message = str(refused.value)
+    assert f"{storage.uri}/step-0000001/state.pt" in message
+    assert "objects other than tensors and plain data (posix.system)" in message
+    assert "may be unsafe; nothing in it was run" in message
+    assert refused.value.exit_code == ExitCode.BAD_INPUT
+    assert not marker.exists()

@@ -9,11 +9,26 @@ import sys
 import pytest
 from helpers.runs import TINY, location, run_inat
 
+import inat
+
 
 def test_help_lists_the_commands(tmp_path):
     done = run_inat(tmp_path, "--help")
     assert done.returncode == 0
     assert "train" in done.stdout and "data" in done.stdout and "65" in done.stdout
+
+
+def test_version_prints_the_package_version(tmp_path):
+    done = run_inat(tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"inat {inat.__version__}"
+
+
+def test_a_bare_inat_prints_the_help(tmp_path):
+    done = run_inat(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == run_inat(tmp_path, "--help").stdout
+    assert "evaluate" in done.stdout
 
 
 def test_train_help_lists_config_groups(tmp_path):
@@ -85,3 +100,45 @@ def test_an_unexpected_crash_is_reported_without_the_overrides(tmp_path):
     assert done.returncode == 1
     assert "unexpected failure" in output and "RuntimeError: a bug" in output
     assert "hunter2" not in output
+
+
+def _files(folder) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_multirun_is_refused_in_the_folder_of_a_run(tmp_path):
+    run = run_inat(tmp_path, "train", *TINY, *location(tmp_path), "trainer.epochs=1")
+    assert run.returncode == 0, run.stderr
+    run_dir = tmp_path / "out" / "default"
+    before = _files(run_dir)
+
+    done = run_inat(tmp_path, "train", "-m", *TINY, *location(tmp_path), "model.dropout=0.0,0.1")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 65, output
+    assert f"{run_dir} holds a single run (config.yaml)" in output
+    assert "inat train -m name=default-sweep" in output
+    assert _files(run_dir) == before  # no point landed inside the run directory
+
+
+def test_a_run_is_refused_in_the_folder_of_a_multirun(tmp_path):
+    multirun = run_inat(
+        tmp_path,
+        "train",
+        "-m",
+        *TINY,
+        *location(tmp_path),
+        "trainer.epochs=1",
+        "model.dropout=0.0,0.1",
+    )
+    assert multirun.returncode == 0, multirun.stderr
+    folder = tmp_path / "out" / "default"
+    before = _files(folder)
+
+    done = run_inat(tmp_path, "train", *TINY, *location(tmp_path), "trainer.epochs=1")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 65, output
+    assert f"{folder} holds the points of a multirun or sweep (000-" in output
+    assert "inat train name=default-run" in output
+    assert _files(folder) == before

@@ -22,14 +22,14 @@ from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from inat import rundir
 from inat.errors import ConfigError, ExitCode
-from inat.results.status import write_summary
+from inat.rundir import SUMMARY, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point, expand, load_job, override_value
 from inat.sweeps.run import mark_failed, sweep_storage, write_manifest
 from inat.sweeps.slurm.submit import Container
 from inat.sweeps.slurm.task import run_task
+from inat.sweeps.summary import write_summary
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
 @hydra.main(config_path="pkg://inat.configs", config_name=CONFIG_NAME, version_base="1.3")
 def _multirun(cfg: DictConfig) -> dict[str, Any]:
     return run_task(cfg)
-
-
-def _status(run: Storage) -> str | None:
-    """The status in a run directory's result.json (None before there is one)."""
-    return run.read_json(rundir.RESULT).get("status") if run.exists(rundir.RESULT) else None
 
 
 def controller_config(name: str, overrides: Sequence[str]) -> DictConfig:
@@ -87,15 +82,15 @@ def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
         runs = {p.index: storage.child(p.name) for p in points}
     else:
         runs = {0: storage}
-    todo = [p for p in points if _status(runs[p.index]) != "done"]
+    todo = [p for p in points if RunDir(runs[p.index]).status() != Status.DONE]
     log.info("%s: %d point(s), %d to run", job["name"], len(points), len(todo))
     if todo:
         _multirun_points(job, todo, point_overrides, controller_overrides, log_dir)
         _record_silent_ends(todo, runs, log_dir)
     if job.get("sweep"):
         summary = write_summary(storage)
-        log.info("%s/summary.json: %s", storage.uri, summary["counts"])
-    done = all(_status(run) == "done" for run in runs.values())
+        log.info("%s/%s: %s", storage.uri, SUMMARY, summary["counts"])
+    done = all(RunDir(run).status() == Status.DONE for run in runs.values())
     return ExitCode.OK if done else ExitCode.FAILURE
 
 
@@ -133,7 +128,7 @@ def _multirun_points(
 def _record_silent_ends(todo: list[Point], runs: dict[int, Storage], log_dir: Path) -> None:
     """Mark failed the points whose task ended without a word in their run directory."""
     for position, point in enumerate(todo):  # the array task's index is the position
-        if _status(runs[point.index]) in (None, "running"):
+        if RunDir(runs[point.index]).status() in (None, Status.RUNNING):
             logs = sorted(log_dir.glob(f".submitit/*_{position}")) or [log_dir / ".submitit"]
             mark_failed(
                 runs[point.index],

@@ -1,4 +1,4 @@
-"""What the chart renders: lint-clean, valid for the newest Kubernetes versions, and the
+"""What the chart renders: lint-clean, valid for every supported Kubernetes version, and the
 batch features a training run or sweep needs (retries, exit codes, GPUs, credentials,
 volumes, security)."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version
 
 from inat.errors import ExitCode
 
@@ -17,6 +18,7 @@ from .helm import (
     CHART,
     CI_VALUES,
     JOB_FILES,
+    KUBE_VERSION,
     KUBERNETES_VERSIONS,
     OUTPUT,
     container,
@@ -25,6 +27,7 @@ from .helm import (
     lint,
     one,
     render,
+    supported_versions,
 )
 from .pod import expand_refs
 
@@ -43,6 +46,23 @@ def test_ci_value_sets_exist():
         "sweep-irsa-values.yaml",
         "multi-gpu-values.yaml",
     }
+
+
+def test_every_supported_kubernetes_version_is_validated():
+    # Chart.yaml claims >=1.29: every minor from there to the newest kubernetes-validate knows.
+    assert KUBE_VERSION == ">=1.29.0-0"
+    minors = [int(v.split(".")[1]) for v in KUBERNETES_VERSIONS]
+    assert KUBERNETES_VERSIONS[0] == "1.29.0"
+    assert KUBERNETES_VERSIONS[-1] == latest_version()
+    assert minors == list(range(29, minors[-1] + 1))
+
+
+def test_the_version_list_follows_kube_version_and_new_schemas():
+    known = ["1.28.0", "1.29.0", "1.30.0", "1.9.0", "1.38.0"]
+    assert supported_versions(">=1.29.0-0", known) == ["1.29.0", "1.30.0", "1.38.0"]
+    assert supported_versions(">=1.29.0-0 <1.38.0-0", known) == ["1.29.0", "1.30.0"]
+    with pytest.raises(ValueError, match=r"only >=X\.Y and <X\.Y"):
+        supported_versions("~1.29", known)
 
 
 @pytest.mark.parametrize("values_file", VALUE_SETS, ids=_ids(VALUE_SETS))
@@ -88,7 +108,10 @@ def test_a_single_run_is_a_job_that_fails_at_once_on_bad_config():
     assert "completionMode" not in spec
     assert "--index" not in container(manifests)["args"]
     assert spec["podFailurePolicy"]["rules"] == [
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {
+            "action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+        },
         {
             "action": "FailJob",
             "onExitCodes": {
@@ -113,7 +136,10 @@ def test_a_sweep_is_one_indexed_job_with_per_point_retries():
     assert spec["maxFailedIndexes"] == 1
     assert "backoffLimit" not in spec
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     assert rules[1]["action"] == "FailIndex"
     assert rules[1]["onExitCodes"]["values"] == [int(ExitCode.BAD_INPUT)]
     # Interrupted (75) and killed pods fall through to the default: retried, counted.

@@ -230,6 +230,18 @@ def test_several_gpus_run_one_process_each_through_inat_launch(resources, proces
     assert main["args"][0] == "sweep"
 
 
+def test_gpus_requested_without_a_limit_get_it_and_cpu_may_be_a_number():
+    # Kubernetes refuses an extended resource's request without an equal limit.
+    resources = {
+        "requests": {"cpu": 0.5, "memory": "8Gi", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "8Gi", "nvidia.com/gpu": None},
+    }
+    rendered = container(render([DEMO], {"resources": resources}))["resources"]
+    assert rendered["requests"]["cpu"] == 0.5
+    assert rendered["requests"]["nvidia.com/gpu"] == rendered["limits"]["nvidia.com/gpu"] == "2"
+    assert rendered["limits"]["memory"] == "8Gi"
+
+
 def test_s3_keys_come_from_an_existing_secret():
     manifests = render(
         [SMOKE],

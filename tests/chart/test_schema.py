@@ -3,10 +3,14 @@ that names the value and what to do; no secret that was given is printed back.""
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import pytest
 
-from .helm import template
+from .helm import CHART, KUBERNETES_VERSIONS, template
 
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 SECRET = "FAKE-secret-3f9a-MUST-NOT-BE-PRINTED"
 SWEEP = {"name": "s", "sweep": {"params": {"optimizer.lr": [0.1, 0.01]}}}
 
@@ -49,6 +53,57 @@ REFUSED = {
         "at '/terminationGracePeriodSeconds': minimum",
     ),
     "a bad shm size": ({"shmSize": "lots"}, "at '/shmSize'"),
+    # Devices come whole: a fraction or a suffix would be misread (2k: 2000 GPUs).
+    "a fractional GPU count": (
+        {"resources": {"requests": {"nvidia.com/gpu": "1.5"}}},
+        "at '/resources/requests/nvidia.com~1gpu'",
+    ),
+    "a GPU count in thousandths": (
+        {"resources": {"limits": {"nvidia.com/gpu": "1500m"}}},
+        "at '/resources/limits/nvidia.com~1gpu'",
+    ),
+    "a GPU count in thousands": (
+        {"resources": {"limits": {"nvidia.com/gpu": "2k"}}},
+        "at '/resources/limits/nvidia.com~1gpu'",
+    ),
+    "a fractional GPU number": (
+        {"resources": {"limits": {"nvidia.com/gpu": 1.5}}},
+        "at '/resources/limits/nvidia.com~1gpu'",
+    ),
+    "a resource name Kubernetes does not know": (
+        {"resources": {"requests": {"gpu": 1}}},
+        "at '/resources/requests': additional properties 'gpu' not allowed",
+    ),
+    "a bad cpu quantity": ({"resources": {"requests": {"cpu": "4 cores"}}}, "at '/resources"),
+    # Typos in Kubernetes objects would be dropped by the API server, or refused late.
+    "a misspelt pod security field": (
+        {"podSecurityContext": {"runAsNonroot": True}},
+        "at '/podSecurityContext': additional properties 'runAsNonroot' not allowed",
+    ),
+    "a misspelt container security field": (
+        {"securityContext": {"readOnlyRootFS": True}},
+        "at '/securityContext': additional properties 'readOnlyRootFS' not allowed",
+    ),
+    "a misspelt capabilities field": (
+        {"securityContext": {"capabilities": {"dorp": ["ALL"]}}},
+        "at '/securityContext/capabilities': additional properties 'dorp' not allowed",
+    ),
+    "a misspelt seccomp field": (
+        {"podSecurityContext": {"seccompProfile": {"typ": "RuntimeDefault"}}},
+        "at '/podSecurityContext/seccompProfile'",
+    ),
+    "a bad fsGroupChangePolicy": (
+        {"podSecurityContext": {"fsGroupChangePolicy": "Sometimes"}},
+        "at '/podSecurityContext/fsGroupChangePolicy'",
+    ),
+    "a misspelt toleration field": (
+        {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "efect": "NoSchedule"}]},
+        "at '/tolerations/0': additional properties 'efect' not allowed",
+    ),
+    "a bad toleration operator": (
+        {"tolerations": [{"key": "nvidia.com/gpu", "operator": "exists"}]},
+        "at '/tolerations/0/operator'",
+    ),
     "a bad pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
     "W&B without its Secret": ({"wandb": {"enabled": True}}, "at '/wandb/existingSecret'"),
     # Literal secrets: no place for keys in values, and every escape route is closed.
@@ -122,4 +177,65 @@ def test_values_that_look_alike_but_are_fine_are_accepted():
             "overrides": ["data.source=s3://bucket/data/nature_12K.zip"],
         }
     )
+    assert done.returncode == 0, done.stderr
+
+
+def test_gpu_requests_must_equal_limits():
+    done = template(
+        values={
+            "job": {"name": "x"},
+            "resources": {"requests": {"nvidia.com/gpu": 2}, "limits": {"nvidia.com/gpu": 1}},
+        }
+    )
+    assert done.returncode != 0
+    assert "requests.nvidia.com/gpu (2) and limits.nvidia.com/gpu (1) must be equal" in (
+        done.stderr
+    )
+
+
+# The chart's schema of each Kubernetes object in values, and its Kubernetes definition.
+KUBERNETES_OBJECTS = {
+    ("podSecurityContext",): "PodSecurityContext",
+    ("securityContext",): "SecurityContext",
+    ("toleration",): "Toleration",
+    ("securityContext", "capabilities"): "Capabilities",
+    ("seccompProfile",): "SeccompProfile",
+    ("appArmorProfile",): "AppArmorProfile",
+    ("seLinuxOptions",): "SELinuxOptions",
+    ("windowsOptions",): "WindowsSecurityContextOptions",
+    ("podSecurityContext", "sysctls", "items"): "Sysctl",
+}
+
+
+def _kubernetes_fields(version: str, name: str) -> set[str]:
+    """The fields of core/v1 `name` in this version; none where it has no such object."""
+    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema"
+    schema = json.loads((folder / f"v{version}-local-strict" / "_definitions.json").read_text())
+    return set(schema["$defs"].get(f"io.k8s.api.core.v1.{name}", {"properties": {}})["properties"])
+
+
+@pytest.mark.parametrize("path", list(KUBERNETES_OBJECTS), ids=".".join)
+def test_kubernetes_objects_in_values_have_exactly_their_fields(path):
+    definition = SCHEMA["definitions"][path[0]]
+    for step in path[1:]:
+        definition = definition[step] if step == "items" else definition["properties"][step]
+    assert definition["additionalProperties"] is False
+    fields = set(definition["properties"])
+    name = KUBERNETES_OBJECTS[path]
+    # The newest version's fields, which include every older supported version's.
+    assert fields == _kubernetes_fields(KUBERNETES_VERSIONS[-1], name)
+    for version in KUBERNETES_VERSIONS:
+        assert _kubernetes_fields(version, name) <= fields, version
+
+
+@pytest.mark.parametrize(
+    "resources_",
+    [
+        {"requests": {"cpu": 0.5, "memory": "1.5Gi", "ephemeral-storage": 1e9}},
+        {"requests": {"cpu": "500m", "memory": 17179869184, "hugepages-2Mi": "1Gi"}},
+        {"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": 2}},
+    ],
+)
+def test_valid_quantities_are_accepted(resources_):
+    done = template(values={"job": {"name": "x"}, "resources": resources_})
     assert done.returncode == 0, done.stderr

@@ -84,6 +84,35 @@ one point per combination of the swept values; random draws num_points of them a
 {{- end -}}
 {{- end -}}
 
+{{/*
+The container's resources, as JSON: `resources` with each extended resource (a name with a
+domain, such as nvidia.com/gpu) given as a limit as well as a request, the one Kubernetes
+accepts: it refuses a request without a limit or unequal to it (devices are not shared).
+*/}}
+{{- define "inat.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) -}}
+{{- $requests := $resources.requests | default dict -}}
+{{- $limits := $resources.limits | default dict -}}
+{{- range $name, $request := $requests -}}
+{{- if contains "/" $name -}}
+{{- if hasKey $limits $name -}}
+{{- if ne (int $request) (int (index $limits $name)) -}}
+{{- fail (printf "resources: requests.%s (%v) and limits.%s (%v) must be equal: Kubernetes gives a pod whole devices, its request is its limit" $name $request $name (index $limits $name)) -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $limits $name $request -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $requests -}}
+{{- $_ := set $resources "requests" $requests -}}
+{{- end -}}
+{{- if $limits -}}
+{{- $_ := set $resources "limits" $limits -}}
+{{- end -}}
+{{- toJson $resources -}}
+{{- end -}}
+
 {{/* GPUs of one pod: resources' nvidia.com/gpu limit (or request). */}}
 {{- define "inat.gpus" -}}
 {{- $resources := .Values.resources | default dict -}}

@@ -12,6 +12,7 @@ from .helm import CHART, KUBERNETES_VERSIONS, template
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 SECRET = "FAKE-secret-3f9a-MUST-NOT-BE-PRINTED"
+NO_AT = "at '/output': value must be 'no credentials (nor any @) in this URL"
 SWEEP = {"name": "s", "sweep": {"params": {"optimizer.lr": [0.1, 0.01]}}}
 
 REFUSED = {
@@ -115,22 +116,6 @@ REFUSED = {
         {"wandb": {"enabled": True, "apiKey": SECRET}},
         "at '/wandb': additional properties 'apiKey' not allowed",
     ),
-    "a secret in extraEnv": (
-        {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": SECRET}]},
-        "no literal secrets in extraEnv: use valueFrom.secretKeyRef",
-    ),
-    "a W&B key in extraEnv": (
-        {"extraEnv": [{"name": "WANDB_API_KEY", "value": SECRET}]},
-        "no literal secrets in extraEnv",
-    ),
-    "a secret in overrides": (
-        {"overrides": [f"logger.api_key={SECRET}"]},
-        "no literal secrets in overrides",
-    ),
-    "a secret in the job's overrides": (
-        {"job": {"name": "x", "overrides": [f"storage.secret_access_key={SECRET}"]}},
-        "no literal secrets in overrides",
-    ),
     "credentials in the data URL": (
         {"data": {"source": f"https://user:{SECRET}@data.example.com/nature_12K.zip"}},
         "no credentials in URLs",
@@ -139,7 +124,75 @@ REFUSED = {
         {"overrides": [f"data.source=https://user:{SECRET}@data.example.com/x.zip"]},
         "no credentials in URLs",
     ),
+    # A pattern error prints the value: these URLs are refused before their pattern.
+    "credentials in output": ({"output": f"s3://KEY:{SECRET}@bucket/runs"}, NO_AT),
+    "credentials in an upper-case output": ({"output": f"S3://KEY:{SECRET}@BUCKET"}, NO_AT),
+    "a secret key with a slash in output": ({"output": f"s3://KEY:a/{SECRET}@bucket"}, NO_AT),
+    "credentials in the S3 endpoint": (
+        {"s3": {"endpoint": f"http://user:{SECRET}@minio:9000"}},
+        "at '/s3/endpoint': value must be 'no credentials (nor any @) in this URL",
+    ),
+    "upper-case credentials in the S3 endpoint": (
+        {"s3": {"endpoint": f"HTTP://USER:{SECRET}@MINIO:9000"}},
+        "at '/s3/endpoint': value must be 'no credentials",
+    ),
+    "credentials in the W&B URL": (
+        {"wandb": {"baseUrl": f"https://user:{SECRET}@wandb.example.com"}},
+        "at '/wandb/baseUrl': value must be 'no credentials",
+    ),
 }
+
+# Literal secrets whose name says so, in any case: refused by the templates (a schema
+# pattern cannot ignore case portably), with a message naming the key but not the value.
+REFUSED_BY_THE_TEMPLATES = {
+    "a secret in extraEnv": (
+        {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": SECRET}]},
+        "extraEnv[0] (AWS_SECRET_ACCESS_KEY): no literal secrets in extraEnv: use valueFrom",
+    ),
+    "a lower-case secret in extraEnv": (
+        {
+            "extraEnv": [
+                {"name": "NCCL_DEBUG", "value": "INFO"},
+                {"name": "aws_secret_access_key", "value": SECRET},
+            ]
+        },
+        "extraEnv[1] (aws_secret_access_key): no literal secrets in extraEnv",
+    ),
+    "a W&B key in extraEnv": (
+        {"extraEnv": [{"name": "WANDB_API_KEY", "value": SECRET}]},
+        "no literal secrets in extraEnv",
+    ),
+    "a mixed-case token in extraEnv": (
+        {"extraEnv": [{"name": "Hf_Token", "value": SECRET}]},
+        "extraEnv[0] (Hf_Token): no literal secrets in extraEnv",
+    ),
+    "a secret in overrides": (
+        {"overrides": [f"logger.api_key={SECRET}"]},
+        "overrides[0] (logger.api_key=...): no literal secrets in overrides",
+    ),
+    "an upper-case secret appended in overrides": (
+        {"overrides": ["trainer.epochs=3", f"+storage.AWS_SECRET_ACCESS_KEY={SECRET}"]},
+        "overrides[1] (+storage.AWS_SECRET_ACCESS_KEY=...): no literal secrets in overrides",
+    ),
+    "a secret in the job's overrides": (
+        {"job": {"name": "x", "overrides": [f"storage.secret_access_key={SECRET}"]}},
+        "job.overrides[0] (storage.secret_access_key=...): no literal secrets in overrides",
+    ),
+    "a mixed-case password in the job's overrides": (
+        {"job": {"name": "x", "overrides": [f"db.PassWord={SECRET}"]}},
+        "job.overrides[0] (db.PassWord=...): no literal secrets in overrides",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_BY_THE_TEMPLATES))
+def test_literal_secrets_are_refused_in_any_case_without_printing_them(case):
+    values, message = REFUSED_BY_THE_TEMPLATES[case]
+    done = template(values={"job": {"name": "x"}, **values})
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert SECRET not in done.stderr + done.stdout
+    assert SECRET.lower() not in (done.stderr + done.stdout).lower()
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
@@ -150,6 +203,7 @@ def test_bad_values_are_refused_by_the_schema(case):
     assert "don't meet the specifications of the schema" in done.stderr
     assert message in done.stderr
     assert SECRET not in done.stderr + done.stdout
+    assert SECRET.lower() not in (done.stderr + done.stdout).lower()
 
 
 @pytest.mark.parametrize(
@@ -172,9 +226,11 @@ def test_values_that_look_alike_but_are_fine_are_accepted():
             "extraEnv": [
                 {"name": "NCCL_DEBUG", "value": "INFO"},
                 {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}},
+                {"name": "hf_token", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}},
             ],
+            "s3": {"endpoint": "http://minio.minio:9000"},
             "data": {"source": "https://data.example.com/nature_12K.zip"},
-            "overrides": ["data.source=s3://bucket/data/nature_12K.zip"],
+            "overrides": ["data.source=s3://bucket/data/nature_12K.zip", "~logger.api_key"],
         }
     )
     assert done.returncode == 0, done.stderr

@@ -157,3 +157,30 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- end -}}
 {{- dict "command" $command "args" $args | toJson -}}
 {{- end -}}
+
+{{/*
+Literal secrets in values, refused before anything renders. Names are matched in any case
+(AWS_SECRET_ACCESS_KEY, aws_secret_access_key); the message names the place and the key,
+never the value (a JSON-schema pattern error would print it into the terminal or CI log).
+*/}}
+{{- define "inat.secretName" -}}
+(?i)(secret|password|passwd|token|api_?key|access_?key|credential)
+{{- end -}}
+
+{{- define "inat.checkValues" -}}
+{{- $secret := include "inat.secretName" . -}}
+{{- range $list := list "job.overrides" "overrides" -}}
+{{- $overrides := ternary ($.Values.job.overrides | default list) ($.Values.overrides | default list) (eq $list "job.overrides") -}}
+{{- range $i, $override := $overrides -}}
+{{- $key := regexReplaceAll "=.*" (toString $override) "" -}}
+{{- if and (contains "=" (toString $override)) (regexMatch $secret $key) -}}
+{{- fail (printf "%s[%d] (%s=...): no literal secrets in overrides: put them in a Secret and pass them with extraEnv valueFrom.secretKeyRef" $list $i $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $env := .Values.extraEnv | default list -}}
+{{- if and (hasKey $env "value") (regexMatch $secret (toString $env.name)) -}}
+{{- fail (printf "extraEnv[%d] (%s): no literal secrets in extraEnv: use valueFrom.secretKeyRef" $i $env.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -4,6 +4,7 @@ volumes, security)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -361,3 +362,50 @@ def test_notes_say_how_to_watch_and_where_the_results_are():
     assert "kubectl get job lr-inat -n ml -w" in notes
     assert "batch.kubernetes.io/job-completion-index=0" in notes
     assert f"aws --endpoint-url http://minio:9000 s3 ls {OUTPUT}/demo-sweep/" in notes
+
+
+@pytest.mark.parametrize(
+    ("repository", "image"),
+    [
+        ("ghcr.io/inat-project/inat", "mirror.example.com:5000/inat-project/inat:0.1.0"),
+        ("localhost/ml/inat", "mirror.example.com:5000/ml/inat:0.1.0"),
+        ("inat-project/inat", "mirror.example.com:5000/inat-project/inat:0.1.0"),
+    ],
+)
+def test_global_image_registry_and_pull_secrets_are_used(repository, image):
+    manifests = render(
+        [DEMO],
+        {
+            "global": {
+                "imageRegistry": "mirror.example.com:5000",
+                "imagePullSecrets": ["mirror", {"name": "shared"}, "regcred"],
+                "storageClass": "a parent chart's own global",
+            },
+            "image": {"repository": repository, "tag": "0.1.0", "pullSecrets": ["regcred"]},
+        },
+    )
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    assert container(manifests)["image"] == image
+    assert pod["imagePullSecrets"] == [{"name": "mirror"}, {"name": "shared"}, {"name": "regcred"}]
+
+
+def test_the_chart_works_as_a_subchart(tmp_path):
+    parent = tmp_path / "platform"
+    shutil.copytree(CHART, parent / "charts" / "inat")
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
+        "dependencies:\n  - name: inat\n    version: 0.1.0\n"
+    )
+    values = {
+        "global": {"imageRegistry": "mirror.example.com", "imagePullSecrets": ["mirror"]},
+        "inat": {"job": {"name": "smoke"}, "output": OUTPUT},
+    }
+    (parent / "values.yaml").write_text(yaml.safe_dump(values))
+    done = helm("template", "ml-platform", str(parent), "--namespace", "ml")
+    assert done.returncode == 0, done.stderr
+    manifests = [m for m in yaml.safe_load_all(done.stdout) if m]
+    job = one(manifests, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "mirror.example.com/inat-project/inat:0.1.0"
+    assert pod["imagePullSecrets"] == [{"name": "mirror"}]
+    assert job["metadata"]["name"] == "ml-platform-inat"

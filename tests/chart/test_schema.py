@@ -4,8 +4,10 @@ that names the value and what to do; no secret that was given is printed back.""
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 
+import jsonschema
 import pytest
 
 from .helm import CHART, KUBERNETES_VERSIONS, template
@@ -295,3 +297,42 @@ def test_kubernetes_objects_in_values_have_exactly_their_fields(path):
 def test_valid_quantities_are_accepted(resources_):
     done = template(values={"job": {"name": "x"}, "resources": resources_})
     assert done.returncode == 0, done.stderr
+
+
+def _with_examples(node, path=""):
+    """(JSON pointer, subschema) of every subschema in the values schema with `examples`."""
+    if isinstance(node, dict):
+        if "examples" in node:
+            yield path, node
+        for key, value in node.items():
+            if key != "examples":
+                yield from _with_examples(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for number, value in enumerate(node):
+            yield from _with_examples(value, f"{path}/{number}")
+
+
+EXAMPLES = [
+    (path, example) for path, node in _with_examples(SCHEMA) for example in node["examples"]
+]
+
+
+def test_the_schema_gives_examples():
+    paths = {path for path, _ in EXAMPLES}
+    assert {"/properties/output", "/properties/global/properties/imageRegistry"} <= paths
+
+
+@pytest.mark.parametrize(("path", "example"), EXAMPLES, ids=[f"{p}={e}" for p, e in EXAMPLES])
+def test_every_example_is_valid_for_its_own_schema(path, example):
+    node = SCHEMA
+    for step in path.strip("/").split("/"):
+        node = node[int(step)] if isinstance(node, list) else node[step]
+    # Refs (#/definitions/...) resolve in the whole schema.
+    schema = {"$schema": SCHEMA["$schema"], "definitions": SCHEMA["definitions"], **node}
+    jsonschema.Draft7Validator(schema).validate(example)
+
+
+def test_the_example_output_of_the_required_message_is_accepted():
+    done = template(values={"job": {"name": "x"}, "output": ""})
+    example = re.search(r"--set output=(\S+)", done.stderr).group(1)
+    assert template(values={"job": {"name": "x"}, "output": example}).returncode == 0

@@ -50,13 +50,42 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The image reference: a digest when given, else the tag (default: appVersion). */}}
+{{/*
+The image reference: a digest when given, else the tag (default: appVersion). With
+global.imageRegistry (a parent chart's mirror), that registry replaces the repository's own
+(its first part when that has a "." or ":" or is localhost, as Docker reads references).
+*/}}
 {{- define "inat.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- $repository := .Values.image.repository -}}
+{{- with (.Values.global | default dict).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $parts = rest $parts -}}
 {{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Names of the image pull Secrets: global.imagePullSecrets (names or {name: ...}, as parent
+charts give them), then image.pullSecrets, each once.
+*/}}
+{{- define "inat.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.image.pullSecrets | default list) -}}
+{{- if kindIs "map" . -}}
+{{- $names = append $names .name -}}
+{{- else -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
 {{- end -}}
 
 {{/* "true" when the job is a sweep (an Indexed Job), as inat.sweeps.jobs.expand decides. */}}
@@ -138,7 +167,7 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- end -}}
 {{- /* --index goes before the job file: `inat sweep` reads no overrides after an option. */ -}}
 {{- $args = append $args "/etc/inat/job.yaml" -}}
-{{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://BUCKET/runs" .Values.output -}}
+{{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://my-bucket/inat-runs" .Values.output -}}
 {{- $overrides := list (printf "output=%s" $output) "data.cache_dir=/cache" -}}
 {{- with .Values.data.source -}}
 {{- $overrides = append $overrides (printf "data.source=%s" .) -}}

@@ -29,6 +29,7 @@ from .helm import (
     one,
     render,
     supported_versions,
+    template,
 )
 from .pod import expand_refs
 
@@ -409,3 +410,137 @@ def test_the_chart_works_as_a_subchart(tmp_path):
     assert pod["containers"][0]["image"] == "mirror.example.com/inat-project/inat:0.1.0"
     assert pod["imagePullSecrets"] == [{"name": "mirror"}]
     assert job["metadata"]["name"] == "ml-platform-inat"
+
+
+def _resources(manifests: list[dict]) -> dict:
+    return container(manifests)["resources"]
+
+
+def test_the_pods_disk_request_covers_its_tmp_and_cache_volumes():
+    # The scheduler does not count emptyDir sizeLimits: the request has to.
+    resources = _resources(
+        render([DEMO], {"tmpSize": "10Gi", "data": {"cache": {"sizeLimit": "50Gi"}}})
+    )
+    assert resources["requests"]["ephemeral-storage"] == "60Gi"
+    assert "ephemeral-storage" not in resources["limits"]
+    mixed = {"tmpSize": "512Mi", "data": {"cache": {"sizeLimit": "1G"}}}
+    assert _resources(render([DEMO], mixed))["requests"]["ephemeral-storage"] == str(
+        512 * 2**20 + 10**9
+    )
+    # A shared claim is not on the node's disk.
+    claim = {"tmpSize": "8Gi", "data": {"cache": {"existingClaim": "inat-cache"}}}
+    assert _resources(render([DEMO], claim))["requests"]["ephemeral-storage"] == "8Gi"
+    # A limit set is kept, and a request set wins over the chart's sum.
+    given = {"requests": {"ephemeral-storage": "100Gi"}, "limits": {"ephemeral-storage": "120Gi"}}
+    resources = _resources(render([DEMO], {"resources": given}))
+    assert resources["requests"]["ephemeral-storage"] == "100Gi"
+    assert resources["limits"]["ephemeral-storage"] == "120Gi"
+
+
+def test_a_disk_limit_below_the_volumes_is_refused():
+    done = template([DEMO], {"resources": {"limits": {"ephemeral-storage": "20Gi"}}})
+    assert done.returncode != 0
+    assert "resources.limits.ephemeral-storage (20Gi) is below the pod's request (60Gi" in (
+        done.stderr
+    )
+
+
+def test_volume_ownership_is_changed_only_on_a_mismatch():
+    pod = one(render([DEMO]), "Job")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert pod["securityContext"]["fsGroup"] == 1000
+
+
+def test_job_metadata_suspend_and_scheduling_come_from_values():
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "test"}},
+        }
+    ]
+    manifests = render(
+        [DEMO],
+        {
+            "jobLabels": {"team": "vision", "app.kubernetes.io/name": "not-the-chart's"},
+            "jobAnnotations": {"owner": "ml-team", "inat/points": "99"},
+            "suspend": True,
+            "schedulerName": "volcano",
+            "topologySpreadConstraints": spread,
+        },
+    )
+    job = one(manifests, "Job")
+    assert job["metadata"]["labels"]["team"] == "vision"
+    assert job["metadata"]["labels"]["app.kubernetes.io/name"] == "inat"
+    assert job["metadata"]["annotations"] == {
+        "inat/job-name": "demo-sweep",
+        "inat/points": "4",
+        "owner": "ml-team",
+    }
+    assert job["spec"]["suspend"] is True
+    pod = job["spec"]["template"]["spec"]
+    assert pod["schedulerName"] == "volcano"
+    assert pod["topologySpreadConstraints"] == spread
+    # The Job's own labels are not the pods': a selector of the chart's still matches.
+    assert "team" not in job["spec"]["template"]["metadata"]["labels"]
+    default = one(render([DEMO]), "Job")
+    assert "suspend" not in default["spec"]
+    assert "schedulerName" not in default["spec"]["template"]["spec"]
+
+
+def test_extra_volumes_mounts_and_init_containers_are_added():
+    init = {
+        "name": "warm-cache",
+        "image": "busybox:1.37",
+        "command": ["sh", "-c", "true"],
+        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
+    }
+    manifests = render(
+        [DEMO],
+        {
+            "extraVolumes": [{"name": "datasets", "persistentVolumeClaim": {"claimName": "ds"}}],
+            "extraVolumeMounts": [{"name": "datasets", "mountPath": "/datasets", "readOnly": True}],
+            "initContainers": [init],
+        },
+    )
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert set(volumes) == {"job", "tmp", "cache", "shm", "datasets"}
+    assert volumes["datasets"]["persistentVolumeClaim"] == {"claimName": "ds"}
+    mounts = {m["mountPath"]: m for m in container(manifests)["volumeMounts"]}
+    assert mounts["/datasets"] == {"name": "datasets", "mountPath": "/datasets", "readOnly": True}
+    assert pod["initContainers"] == [init]
+    assert [c["name"] for c in pod["containers"]] == ["inat"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}, "extraVolumes[0]: the name tmp"),
+        (
+            {"extraVolumeMounts": [{"name": "x", "mountPath": "/cache/"}]},
+            "extraVolumeMounts[0]: /cache/ is mounted by the chart already",
+        ),
+    ],
+)
+def test_extra_volumes_do_not_replace_the_charts_own(values, message):
+    done = template([DEMO], values)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+def test_every_namespaced_object_names_the_release_namespace():
+    manifests = render([DEMO], {"serviceAccount": {"create": True}})
+    assert sorted(m["kind"] for m in manifests) == ["ConfigMap", "Job", "ServiceAccount"]
+    for manifest in manifests:
+        assert manifest["metadata"]["namespace"] == "ml", manifest["kind"]
+
+
+def test_chart_yaml_says_where_the_chart_comes_from():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["home"].startswith("https://")
+    assert chart["sources"] and all(s.startswith("https://") for s in chart["sources"])
+    assert chart["icon"].startswith("https://") and chart["icon"].endswith("icon.svg")
+    assert (CHART / "icon.svg").is_file()
+    assert all(m["name"] for m in chart["maintainers"])

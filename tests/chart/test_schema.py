@@ -109,6 +109,29 @@ REFUSED = {
     ),
     "a bad pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
     "W&B without its Secret": ({"wandb": {"enabled": True}}, "at '/wandb/existingSecret'"),
+    "a suspend that is not a boolean": ({"suspend": "yes"}, "at '/suspend'"),
+    "Job labels that are not strings": ({"jobLabels": {"team": 1}}, "at '/jobLabels/team'"),
+    "a bad scheduler name": ({"schedulerName": "Volcano Scheduler"}, "at '/schedulerName'"),
+    "a spread constraint without its topology key": (
+        {"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]},
+        "at '/topologySpreadConstraints/0': missing property 'topologyKey'",
+    ),
+    "an extra volume without a name": (
+        {"extraVolumes": [{"emptyDir": {}}]},
+        "at '/extraVolumes/0': missing property 'name'",
+    ),
+    "a relative extra mount path": (
+        {"extraVolumeMounts": [{"name": "x", "mountPath": "data"}]},
+        "at '/extraVolumeMounts/0/mountPath'",
+    ),
+    "an init container named like inat's": (
+        {"initContainers": [{"name": "inat", "image": "busybox"}]},
+        "at '/initContainers/0/name'",
+    ),
+    "an init container without an image": (
+        {"initContainers": [{"name": "warm"}]},
+        "at '/initContainers/0': missing property 'image'",
+    ),
     # Literal secrets: no place for keys in values, and every escape route is closed.
     "S3 keys in values": (
         {"credentials": {"existingSecret": "s3", "secretAccessKey": SECRET}},

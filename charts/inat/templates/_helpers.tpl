@@ -133,6 +133,19 @@ accepts: it refuses a request without a limit or unequal to it (devices are not 
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* Node-local disk: the emptyDirs' sizes, which the scheduler does not count itself. */ -}}
+{{- $disk := include "inat.bytes" .Values.tmpSize | float64 -}}
+{{- if not .Values.data.cache.existingClaim -}}
+{{- $disk = addf $disk (include "inat.bytes" .Values.data.cache.sizeLimit | float64) -}}
+{{- end -}}
+{{- if not (hasKey $requests "ephemeral-storage") -}}
+{{- $_ := set $requests "ephemeral-storage" (include "inat.quantity" $disk) -}}
+{{- end -}}
+{{- with index $limits "ephemeral-storage" -}}
+{{- if lt (include "inat.bytes" . | float64) (include "inat.bytes" (index $requests "ephemeral-storage") | float64) -}}
+{{- fail (printf "resources.limits.ephemeral-storage (%v) is below the pod's request (%v: tmpSize plus data.cache.sizeLimit unless requests.ephemeral-storage is set): raise it or remove it" . (index $requests "ephemeral-storage")) -}}
+{{- end -}}
+{{- end -}}
 {{- if $requests -}}
 {{- $_ := set $resources "requests" $requests -}}
 {{- end -}}
@@ -140,6 +153,38 @@ accepts: it refuses a request without a limit or unequal to it (devices are not 
 {{- $_ := set $resources "limits" $limits -}}
 {{- end -}}
 {{- toJson $resources -}}
+{{- end -}}
+
+{{/*
+A quantity (10Gi, 500M, 1.5e3, 2048) in bytes, as a number; the schema has checked its form.
+*/}}
+{{- define "inat.bytes" -}}
+{{- $quantity := toString . -}}
+{{- $number := regexFind "^[0-9.]+" $quantity -}}
+{{- $suffix := trimPrefix $number $quantity -}}
+{{- $units := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- $scale := 1.0 -}}
+{{- if regexMatch "^[eE]" $suffix -}}
+{{- $exponent := int (trimPrefix "+" (substr 1 -1 $suffix)) -}}
+{{- range until (int (max $exponent (mul -1 $exponent))) -}}
+{{- $scale = ternary (mulf $scale 10) (divf $scale 10) (gt $exponent 0) -}}
+{{- end -}}
+{{- else -}}
+{{- $scale = index $units $suffix -}}
+{{- end -}}
+{{- mulf (float64 $number) $scale -}}
+{{- end -}}
+
+{{/* A number of bytes as a quantity: in Gi or Mi when whole, else in bytes (rounded up). */}}
+{{- define "inat.quantity" -}}
+{{- $bytes := ceil . | int64 -}}
+{{- if eq (mod $bytes 1073741824) 0 -}}
+{{- printf "%dGi" (div $bytes 1073741824) -}}
+{{- else if eq (mod $bytes 1048576) 0 -}}
+{{- printf "%dMi" (div $bytes 1048576) -}}
+{{- else -}}
+{{- printf "%d" $bytes -}}
+{{- end -}}
 {{- end -}}
 
 {{/* GPUs of one pod: resources' nvidia.com/gpu limit (or request). */}}
@@ -205,6 +250,16 @@ never the value (a JSON-schema pattern error would print it into the terminal or
 {{- if and (contains "=" (toString $override)) (regexMatch $secret $key) -}}
 {{- fail (printf "%s[%d] (%s=...): no literal secrets in overrides: put them in a Secret and pass them with extraEnv valueFrom.secretKeyRef" $list $i $key) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $volume := .Values.extraVolumes | default list -}}
+{{- if has $volume.name (list "job" "tmp" "cache" "shm") -}}
+{{- fail (printf "extraVolumes[%d]: the name %s is the chart's own (job, tmp, cache, shm): choose another" $i $volume.name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $mount := .Values.extraVolumeMounts | default list -}}
+{{- if has (trimSuffix "/" $mount.mountPath) (list "/etc/inat" "/tmp" "/cache" "/dev/shm") -}}
+{{- fail (printf "extraVolumeMounts[%d]: %s is mounted by the chart already" $i $mount.mountPath) -}}
 {{- end -}}
 {{- end -}}
 {{- range $i, $env := .Values.extraEnv | default list -}}

@@ -47,6 +47,7 @@ def test_ci_value_sets_exist():
         "single-run-secret-values.yaml",
         "sweep-irsa-values.yaml",
         "multi-gpu-values.yaml",
+        "kueue-batch-cluster-values.yaml",
     }
 
 
@@ -544,3 +545,44 @@ def test_chart_yaml_says_where_the_chart_comes_from():
     assert chart["icon"].startswith("https://") and chart["icon"].endswith("icon.svg")
     assert (CHART / "icon.svg").is_file()
     assert all(m["name"] for m in chart["maintainers"])
+
+
+@pytest.mark.parametrize("job_file", [DEMO, SMOKE], ids=["sweep", "single-run"])
+def test_a_kueue_queue_name_queues_the_job_suspended(job_file):
+    manifests = render(
+        [job_file],
+        {
+            "kueue": {"queueName": "gpu-queue"},
+            "suspend": False,
+            "jobLabels": {"kueue.x-k8s.io/queue-name": "not-this-one"},
+        },
+    )
+    job = one(manifests, "Job")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    # Kueue admits a suspended Job and unsuspends it; the pods carry no queue label.
+    assert job["spec"]["suspend"] is True
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    # What the Job does once admitted is unchanged.
+    plain = one(render([job_file]), "Job")
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+    for key in ("completions", "parallelism", "podFailurePolicy", "template"):
+        assert job["spec"][key] == plain["spec"][key], key
+
+
+def test_notes_say_how_to_follow_a_queued_or_suspended_job():
+    def notes(*values: str) -> str:
+        done = helm(
+            "install", "lr", str(CHART), "-f", str(DEMO), "--set", f"output={OUTPUT}",
+            *values, "--namespace", "ml", "--dry-run=client",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split("NOTES:", 1)[1]
+
+    queued = notes("--set", "kueue.queueName=gpu-queue")
+    assert "Queued in the Kueue LocalQueue gpu-queue" in queued
+    assert "kubectl get workloads -n ml" in queued
+    suspended = notes("--set", "suspend=true")
+    assert 'kubectl patch job lr-inat -n ml --type merge -p \'{"spec":{"suspend":false}}\'' in (
+        suspended
+    )
+    assert "Queued" not in notes() and "suspend" not in notes()

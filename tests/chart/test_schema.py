@@ -109,6 +109,11 @@ REFUSED = {
     ),
     "a bad pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
     "W&B without its Secret": ({"wandb": {"enabled": True}}, "at '/wandb/existingSecret'"),
+    "a bad Kueue queue name": ({"kueue": {"queueName": "GPU queue"}}, "at '/kueue/queueName'"),
+    "a misspelt Kueue key": (
+        {"kueue": {"queue": "gpu-queue"}},
+        "at '/kueue': additional properties 'queue' not allowed",
+    ),
     "a suspend that is not a boolean": ({"suspend": "yes"}, "at '/suspend'"),
     "Job labels that are not strings": ({"jobLabels": {"team": 1}}, "at '/jobLabels/team'"),
     "a bad scheduler name": ({"schedulerName": "Volcano Scheduler"}, "at '/schedulerName'"),

@@ -9,6 +9,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
+import yaml
 
 from .helm import CHART, KUBERNETES_VERSIONS, template
 
@@ -120,6 +121,23 @@ REFUSED = {
     "a spread constraint without its topology key": (
         {"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]},
         "at '/topologySpreadConstraints/0': missing property 'topologyKey'",
+    ),
+    "a misspelt spread constraint field": (
+        {
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "k",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelecter": {},
+                }
+            ]
+        },
+        "additional properties 'labelSelecter' not allowed",
+    ),
+    "a misspelt mount field": (
+        {"extraVolumeMounts": [{"name": "x", "mountPath": "/x", "readonly": True}]},
+        "at '/extraVolumeMounts/0': additional properties 'readonly' not allowed",
     ),
     "an extra volume without a name": (
         {"extraVolumes": [{"emptyDir": {}}]},
@@ -290,6 +308,8 @@ KUBERNETES_OBJECTS = {
     ("seLinuxOptions",): "SELinuxOptions",
     ("windowsOptions",): "WindowsSecurityContextOptions",
     ("podSecurityContext", "sysctls", "items"): "Sysctl",
+    ("topologySpreadConstraint",): "TopologySpreadConstraint",
+    ("volumeMount",): "VolumeMount",
 }
 
 
@@ -364,3 +384,42 @@ def test_the_example_output_of_the_required_message_is_accepted():
     done = template(values={"job": {"name": "x"}, "output": ""})
     example = re.search(r"--set output=(\S+)", done.stderr).group(1)
     assert template(values={"job": {"name": "x"}, "output": example}).returncode == 0
+
+
+def _properties(node, path=""):
+    """(path, schema) of every named property in the values schema and its definitions."""
+    if isinstance(node, dict):
+        for name, sub in (node.get("properties") or {}).items():
+            yield f"{path}/{name}", sub
+        for key, sub in node.items():
+            yield from _properties(sub, f"{path}/{key}")
+    elif isinstance(node, list):
+        for number, sub in enumerate(node):
+            yield from _properties(sub, f"{path}/{number}")
+
+
+OPEN = r"^/global$|/(extraVolumes|initContainers|imagePullSecrets)/items/"
+
+
+def test_every_value_is_described_and_closed():
+    for path, sub in _properties(SCHEMA):
+        if re.search(r"/(if|then|else)/", path):
+            continue  # a condition on a value, not a value
+        target = sub
+        if "$ref" in sub:
+            target = SCHEMA["definitions"][sub["$ref"].rsplit("/", 1)[1]]
+        assert "description" in sub or "description" in target, path
+        # Objects with known fields refuse others; open are `global` (other charts' too),
+        # and Volume, Container and pull-Secret items (Kubernetes checks them).
+        if "properties" in target and not re.search(OPEN, path):
+            assert target.get("additionalProperties") is False, path
+
+
+def test_every_top_level_value_has_a_comment_in_values_yaml():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        key = re.match(r"^([A-Za-z][\w]*):", line)
+        if key:
+            before = [text for text in lines[:number] if text.strip()][-1]
+            assert before.startswith("#"), f"values.yaml:{number + 1}: {key.group(1)}"
+    assert set(yaml.safe_load((CHART / "values.yaml").read_text())) == set(SCHEMA["properties"])

@@ -438,6 +438,21 @@ def test_the_pods_disk_request_covers_its_tmp_and_cache_volumes():
     assert resources["limits"]["ephemeral-storage"] == "120Gi"
 
 
+@pytest.mark.parametrize(
+    ("size", "disk"),
+    [
+        (1e9, "1000000000"),
+        (10737418240, "10Gi"),
+        ("2E2", "200"),
+        ("1.5Gi", "1536Mi"),
+        ("1e-3", "1"),
+    ],
+)
+def test_disk_sizes_in_every_quantity_form_are_added_up(size, disk):
+    values = {"tmpSize": size, "data": {"cache": {"existingClaim": "inat-cache"}}}
+    assert _resources(render([DEMO], values))["requests"]["ephemeral-storage"] == disk
+
+
 def test_a_disk_limit_below_the_volumes_is_refused():
     done = template([DEMO], {"resources": {"limits": {"ephemeral-storage": "20Gi"}}})
     assert done.returncode != 0

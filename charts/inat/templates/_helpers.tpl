@@ -165,7 +165,7 @@ A quantity (10Gi, 500M, 1.5e3, 2048) in bytes, as a number; the schema has check
 {{- $units := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
 {{- $scale := 1.0 -}}
 {{- if regexMatch "^[eE]" $suffix -}}
-{{- $exponent := int (trimPrefix "+" (substr 1 -1 $suffix)) -}}
+{{- $exponent := atoi (trimPrefix "+" (substr 1 -1 $suffix)) -}}
 {{- range until (int (max $exponent (mul -1 $exponent))) -}}
 {{- $scale = ternary (mulf $scale 10) (divf $scale 10) (gt $exponent 0) -}}
 {{- end -}}

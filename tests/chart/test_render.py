@@ -479,7 +479,7 @@ def test_job_metadata_suspend_and_scheduling_come_from_values():
     manifests = render(
         [DEMO],
         {
-            "jobLabels": {"team": "vision", "app.kubernetes.io/name": "not-the-chart's"},
+            "jobLabels": {"team": "vision", "app.kubernetes.io/name": "not-the-charts"},
             "jobAnnotations": {"owner": "ml-team", "inat/points": "99"},
             "suspend": True,
             "schedulerName": "volcano",

@@ -117,6 +117,10 @@ REFUSED = {
     ),
     "a suspend that is not a boolean": ({"suspend": "yes"}, "at '/suspend'"),
     "Job labels that are not strings": ({"jobLabels": {"team": 1}}, "at '/jobLabels/team'"),
+    "a Job label value Kubernetes refuses": (
+        {"jobLabels": {"team": "vision team"}},
+        "at '/jobLabels/team'",
+    ),
     "a bad scheduler name": ({"schedulerName": "Volcano Scheduler"}, "at '/schedulerName'"),
     "a spread constraint without its topology key": (
         {"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,37 @@ JOB_FILES = sorted((REPO / "jobs").glob("*.yaml"))
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 # Where the chart's outputs go in tests; no bucket is touched unless a test runs a pod.
 OUTPUT = "s3://inat-test/runs"
-# The three newest Kubernetes minor versions that kubernetes-validate knows, e.g. 1.37.0.
-KUBERNETES_VERSIONS = sorted(set(all_versions()), key=lambda v: tuple(map(int, v.split("."))))[-3:]
+
+
+def _minor(version: str) -> tuple[int, int]:
+    """(major, minor) of a version such as 1.29.0 or 1.29.0-0."""
+    major, minor = re.match(r"^v?(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor)
+
+
+def supported_versions(kube_version: str, known: Sequence[str]) -> list[str]:
+    """The versions in `known` (kubernetes-validate's, e.g. 1.37.0) that Chart.yaml's
+    kubeVersion admits: from its lower bound (">=1.29.0-0") to its upper one if any
+    ("<1.40.0-0"), else to the newest known; a constraint of another form is an error."""
+    bounds = [b for b in re.split(r"[\s,]+", kube_version.strip()) if b]
+    lower, upper = None, None
+    for bound in bounds:
+        if bound.startswith(">="):
+            lower = _minor(bound[2:])
+        elif bound.startswith("<") and not bound.startswith("<="):
+            upper = _minor(bound[1:])
+        else:
+            raise ValueError(f"kubeVersion {kube_version!r}: only >=X.Y and <X.Y are understood")
+    if lower is None:
+        raise ValueError(f"kubeVersion {kube_version!r} has no lower bound (>=X.Y)")
+    versions = sorted(set(known), key=_minor)
+    return [v for v in versions if lower <= _minor(v) and (upper is None or _minor(v) < upper)]
+
+
+# Every Kubernetes minor version the chart claims (Chart.yaml's kubeVersion) that
+# kubernetes-validate has schemas of, e.g. 1.29.0 ... 1.37.0: a new one is picked up.
+KUBE_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+KUBERNETES_VERSIONS = supported_versions(KUBE_VERSION, all_versions())
 
 
 def helm_binary() -> str:
@@ -82,7 +112,8 @@ def render(
     release: str = "test",
 ) -> list[dict[str, Any]]:
     """The manifests the chart renders, each checked against the Kubernetes schemas of
-    KUBERNETES_VERSIONS, strictly (no unknown fields); a rendering error fails the test."""
+    KUBERNETES_VERSIONS (every supported version), strictly (no unknown fields); a
+    rendering error fails the test."""
     done = template(values_files, values, release)
     assert done.returncode == 0, done.stderr
     manifests = [doc for doc in yaml.safe_load_all(done.stdout) if doc]

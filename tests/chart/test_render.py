@@ -1,15 +1,17 @@
-"""What the chart renders: lint-clean, valid for the newest Kubernetes versions, and the
+"""What the chart renders: lint-clean, valid for every supported Kubernetes version, and the
 batch features a training run or sweep needs (retries, exit codes, GPUs, credentials,
 volumes, security)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version
 
 from inat.errors import ExitCode
 
@@ -17,6 +19,7 @@ from .helm import (
     CHART,
     CI_VALUES,
     JOB_FILES,
+    KUBE_VERSION,
     KUBERNETES_VERSIONS,
     OUTPUT,
     container,
@@ -25,6 +28,8 @@ from .helm import (
     lint,
     one,
     render,
+    supported_versions,
+    template,
 )
 from .pod import expand_refs
 
@@ -42,7 +47,25 @@ def test_ci_value_sets_exist():
         "single-run-secret-values.yaml",
         "sweep-irsa-values.yaml",
         "multi-gpu-values.yaml",
+        "kueue-batch-cluster-values.yaml",
     }
+
+
+def test_every_supported_kubernetes_version_is_validated():
+    # Chart.yaml claims >=1.29: every minor from there to the newest kubernetes-validate knows.
+    assert KUBE_VERSION == ">=1.29.0-0"
+    minors = [int(v.split(".")[1]) for v in KUBERNETES_VERSIONS]
+    assert KUBERNETES_VERSIONS[0] == "1.29.0"
+    assert KUBERNETES_VERSIONS[-1] == latest_version()
+    assert minors == list(range(29, minors[-1] + 1))
+
+
+def test_the_version_list_follows_kube_version_and_new_schemas():
+    known = ["1.28.0", "1.29.0", "1.30.0", "1.9.0", "1.38.0"]
+    assert supported_versions(">=1.29.0-0", known) == ["1.29.0", "1.30.0", "1.38.0"]
+    assert supported_versions(">=1.29.0-0 <1.38.0-0", known) == ["1.29.0", "1.30.0"]
+    with pytest.raises(ValueError, match=r"only >=X\.Y and <X\.Y"):
+        supported_versions("~1.29", known)
 
 
 @pytest.mark.parametrize("values_file", VALUE_SETS, ids=_ids(VALUE_SETS))
@@ -88,7 +111,10 @@ def test_a_single_run_is_a_job_that_fails_at_once_on_bad_config():
     assert "completionMode" not in spec
     assert "--index" not in container(manifests)["args"]
     assert spec["podFailurePolicy"]["rules"] == [
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {
+            "action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+        },
         {
             "action": "FailJob",
             "onExitCodes": {
@@ -113,7 +139,10 @@ def test_a_sweep_is_one_indexed_job_with_per_point_retries():
     assert spec["maxFailedIndexes"] == 1
     assert "backoffLimit" not in spec
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     assert rules[1]["action"] == "FailIndex"
     assert rules[1]["onExitCodes"]["values"] == [int(ExitCode.BAD_INPUT)]
     # Interrupted (75) and killed pods fall through to the default: retried, counted.
@@ -202,6 +231,18 @@ def test_several_gpus_run_one_process_each_through_inat_launch(resources, proces
         # The launcher must leave its workers the grace period to checkpoint.
         assert int(env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"]["value"]) == 390
     assert main["args"][0] == "sweep"
+
+
+def test_gpus_requested_without_a_limit_get_it_and_cpu_may_be_a_number():
+    # Kubernetes refuses an extended resource's request without an equal limit.
+    resources = {
+        "requests": {"cpu": 0.5, "memory": "8Gi", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "8Gi", "nvidia.com/gpu": None},
+    }
+    rendered = container(render([DEMO], {"resources": resources}))["resources"]
+    assert rendered["requests"]["cpu"] == 0.5
+    assert rendered["requests"]["nvidia.com/gpu"] == rendered["limits"]["nvidia.com/gpu"] == "2"
+    assert rendered["limits"]["memory"] == "8Gi"
 
 
 def test_s3_keys_come_from_an_existing_secret():
@@ -323,3 +364,240 @@ def test_notes_say_how_to_watch_and_where_the_results_are():
     assert "kubectl get job lr-inat -n ml -w" in notes
     assert "batch.kubernetes.io/job-completion-index=0" in notes
     assert f"aws --endpoint-url http://minio:9000 s3 ls {OUTPUT}/demo-sweep/" in notes
+
+
+@pytest.mark.parametrize(
+    ("repository", "image"),
+    [
+        ("ghcr.io/inat-project/inat", "mirror.example.com:5000/inat-project/inat:0.1.0"),
+        ("localhost/ml/inat", "mirror.example.com:5000/ml/inat:0.1.0"),
+        ("inat-project/inat", "mirror.example.com:5000/inat-project/inat:0.1.0"),
+    ],
+)
+def test_global_image_registry_and_pull_secrets_are_used(repository, image):
+    manifests = render(
+        [DEMO],
+        {
+            "global": {
+                "imageRegistry": "mirror.example.com:5000",
+                "imagePullSecrets": ["mirror", {"name": "shared"}, "regcred"],
+                "storageClass": "a parent chart's own global",
+            },
+            "image": {"repository": repository, "tag": "0.1.0", "pullSecrets": ["regcred"]},
+        },
+    )
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    assert container(manifests)["image"] == image
+    assert pod["imagePullSecrets"] == [{"name": "mirror"}, {"name": "shared"}, {"name": "regcred"}]
+
+
+def test_the_chart_works_as_a_subchart(tmp_path):
+    parent = tmp_path / "platform"
+    shutil.copytree(CHART, parent / "charts" / "inat")
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
+        "dependencies:\n  - name: inat\n    version: 0.1.0\n"
+    )
+    values = {
+        "global": {"imageRegistry": "mirror.example.com", "imagePullSecrets": ["mirror"]},
+        "inat": {"job": {"name": "smoke"}, "output": OUTPUT},
+    }
+    (parent / "values.yaml").write_text(yaml.safe_dump(values))
+    done = helm("template", "ml-platform", str(parent), "--namespace", "ml")
+    assert done.returncode == 0, done.stderr
+    manifests = [m for m in yaml.safe_load_all(done.stdout) if m]
+    job = one(manifests, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "mirror.example.com/inat-project/inat:0.1.0"
+    assert pod["imagePullSecrets"] == [{"name": "mirror"}]
+    assert job["metadata"]["name"] == "ml-platform-inat"
+
+
+def _resources(manifests: list[dict]) -> dict:
+    return container(manifests)["resources"]
+
+
+def test_the_pods_disk_request_covers_its_tmp_and_cache_volumes():
+    # The scheduler does not count emptyDir sizeLimits: the request has to.
+    resources = _resources(
+        render([DEMO], {"tmpSize": "10Gi", "data": {"cache": {"sizeLimit": "50Gi"}}})
+    )
+    assert resources["requests"]["ephemeral-storage"] == "60Gi"
+    assert "ephemeral-storage" not in resources["limits"]
+    mixed = {"tmpSize": "512Mi", "data": {"cache": {"sizeLimit": "1G"}}}
+    assert _resources(render([DEMO], mixed))["requests"]["ephemeral-storage"] == str(
+        512 * 2**20 + 10**9
+    )
+    # A shared claim is not on the node's disk.
+    claim = {"tmpSize": "8Gi", "data": {"cache": {"existingClaim": "inat-cache"}}}
+    assert _resources(render([DEMO], claim))["requests"]["ephemeral-storage"] == "8Gi"
+    # A limit set is kept, and a request set wins over the chart's sum.
+    given = {"requests": {"ephemeral-storage": "100Gi"}, "limits": {"ephemeral-storage": "120Gi"}}
+    resources = _resources(render([DEMO], {"resources": given}))
+    assert resources["requests"]["ephemeral-storage"] == "100Gi"
+    assert resources["limits"]["ephemeral-storage"] == "120Gi"
+
+
+@pytest.mark.parametrize(
+    ("size", "disk"),
+    [
+        (1e9, "1000000000"),
+        (10737418240, "10Gi"),
+        ("2E2", "200"),
+        ("1.5Gi", "1536Mi"),
+        ("1e-3", "1"),
+    ],
+)
+def test_disk_sizes_in_every_quantity_form_are_added_up(size, disk):
+    values = {"tmpSize": size, "data": {"cache": {"existingClaim": "inat-cache"}}}
+    assert _resources(render([DEMO], values))["requests"]["ephemeral-storage"] == disk
+
+
+def test_a_disk_limit_below_the_volumes_is_refused():
+    done = template([DEMO], {"resources": {"limits": {"ephemeral-storage": "20Gi"}}})
+    assert done.returncode != 0
+    assert "resources.limits.ephemeral-storage (20Gi) is below the pod's request (60Gi" in (
+        done.stderr
+    )
+
+
+def test_volume_ownership_is_changed_only_on_a_mismatch():
+    pod = one(render([DEMO]), "Job")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert pod["securityContext"]["fsGroup"] == 1000
+
+
+def test_job_metadata_suspend_and_scheduling_come_from_values():
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "test"}},
+        }
+    ]
+    manifests = render(
+        [DEMO],
+        {
+            "jobLabels": {"team": "vision", "app.kubernetes.io/name": "not-the-charts"},
+            "jobAnnotations": {"owner": "ml-team", "inat/points": "99"},
+            "suspend": True,
+            "schedulerName": "volcano",
+            "topologySpreadConstraints": spread,
+        },
+    )
+    job = one(manifests, "Job")
+    assert job["metadata"]["labels"]["team"] == "vision"
+    assert job["metadata"]["labels"]["app.kubernetes.io/name"] == "inat"
+    assert job["metadata"]["annotations"] == {
+        "inat/job-name": "demo-sweep",
+        "inat/points": "4",
+        "owner": "ml-team",
+    }
+    assert job["spec"]["suspend"] is True
+    pod = job["spec"]["template"]["spec"]
+    assert pod["schedulerName"] == "volcano"
+    assert pod["topologySpreadConstraints"] == spread
+    # The Job's own labels are not the pods': a selector of the chart's still matches.
+    assert "team" not in job["spec"]["template"]["metadata"]["labels"]
+    default = one(render([DEMO]), "Job")
+    assert "suspend" not in default["spec"]
+    assert "schedulerName" not in default["spec"]["template"]["spec"]
+
+
+def test_extra_volumes_mounts_and_init_containers_are_added():
+    init = {
+        "name": "warm-cache",
+        "image": "busybox:1.37",
+        "command": ["sh", "-c", "true"],
+        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
+    }
+    manifests = render(
+        [DEMO],
+        {
+            "extraVolumes": [{"name": "datasets", "persistentVolumeClaim": {"claimName": "ds"}}],
+            "extraVolumeMounts": [{"name": "datasets", "mountPath": "/datasets", "readOnly": True}],
+            "initContainers": [init],
+        },
+    )
+    pod = one(manifests, "Job")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert set(volumes) == {"job", "tmp", "cache", "shm", "datasets"}
+    assert volumes["datasets"]["persistentVolumeClaim"] == {"claimName": "ds"}
+    mounts = {m["mountPath"]: m for m in container(manifests)["volumeMounts"]}
+    assert mounts["/datasets"] == {"name": "datasets", "mountPath": "/datasets", "readOnly": True}
+    assert pod["initContainers"] == [init]
+    assert [c["name"] for c in pod["containers"]] == ["inat"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}, "extraVolumes[0]: the name tmp"),
+        (
+            {"extraVolumeMounts": [{"name": "x", "mountPath": "/cache/"}]},
+            "extraVolumeMounts[0]: /cache/ is mounted by the chart already",
+        ),
+    ],
+)
+def test_extra_volumes_do_not_replace_the_charts_own(values, message):
+    done = template([DEMO], values)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+def test_every_namespaced_object_names_the_release_namespace():
+    manifests = render([DEMO], {"serviceAccount": {"create": True}})
+    assert sorted(m["kind"] for m in manifests) == ["ConfigMap", "Job", "ServiceAccount"]
+    for manifest in manifests:
+        assert manifest["metadata"]["namespace"] == "ml", manifest["kind"]
+
+
+def test_chart_yaml_says_where_the_chart_comes_from():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["home"].startswith("https://")
+    assert chart["sources"] and all(s.startswith("https://") for s in chart["sources"])
+    assert chart["icon"].startswith("https://") and chart["icon"].endswith("icon.svg")
+    assert (CHART / "icon.svg").is_file()
+    assert all(m["name"] for m in chart["maintainers"])
+
+
+@pytest.mark.parametrize("job_file", [DEMO, SMOKE], ids=["sweep", "single-run"])
+def test_a_kueue_queue_name_queues_the_job_suspended(job_file):
+    manifests = render(
+        [job_file],
+        {
+            "kueue": {"queueName": "gpu-queue"},
+            "suspend": False,
+            "jobLabels": {"kueue.x-k8s.io/queue-name": "not-this-one"},
+        },
+    )
+    job = one(manifests, "Job")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    # Kueue admits a suspended Job and unsuspends it; the pods carry no queue label.
+    assert job["spec"]["suspend"] is True
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    # What the Job does once admitted is unchanged.
+    plain = one(render([job_file]), "Job")
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+    for key in ("completions", "parallelism", "podFailurePolicy", "template"):
+        assert job["spec"][key] == plain["spec"][key], key
+
+
+def test_notes_say_how_to_follow_a_queued_or_suspended_job():
+    def notes(*values: str) -> str:
+        done = helm(
+            "install", "lr", str(CHART), "-f", str(DEMO), "--set", f"output={OUTPUT}",
+            *values, "--namespace", "ml", "--dry-run=client",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split("NOTES:", 1)[1]
+
+    queued = notes("--set", "kueue.queueName=gpu-queue")
+    assert "Queued in the Kueue LocalQueue gpu-queue" in queued
+    assert "kubectl get workloads -n ml" in queued
+    suspended = notes("--set", "suspend=true")
+    assert 'kubectl patch job lr-inat -n ml --type merge -p \'{"spec":{"suspend":false}}\'' in (
+        suspended
+    )
+    assert "Queued" not in notes() and "suspend" not in notes()

@@ -50,13 +50,42 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The image reference: a digest when given, else the tag (default: appVersion). */}}
+{{/*
+The image reference: a digest when given, else the tag (default: appVersion). With
+global.imageRegistry (a parent chart's mirror), that registry replaces the repository's own
+(its first part when that has a "." or ":" or is localhost, as Docker reads references).
+*/}}
 {{- define "inat.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- $repository := .Values.image.repository -}}
+{{- with (.Values.global | default dict).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $parts = rest $parts -}}
 {{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Names of the image pull Secrets: global.imagePullSecrets (names or {name: ...}, as parent
+charts give them), then image.pullSecrets, each once.
+*/}}
+{{- define "inat.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.image.pullSecrets | default list) -}}
+{{- if kindIs "map" . -}}
+{{- $names = append $names .name -}}
+{{- else -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- end -}}
+{{- $names | uniq | toJson -}}
 {{- end -}}
 
 {{/* "true" when the job is a sweep (an Indexed Job), as inat.sweeps.jobs.expand decides. */}}
@@ -81,6 +110,80 @@ one point per combination of the swept values; random draws num_points of them a
 {{- $points = min $points (int $sweep.num_points) -}}
 {{- end -}}
 {{- $points -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The container's resources, as JSON: `resources` with each extended resource (a name with a
+domain, such as nvidia.com/gpu) given as a limit as well as a request, the one Kubernetes
+accepts: it refuses a request without a limit or unequal to it (devices are not shared).
+*/}}
+{{- define "inat.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) -}}
+{{- $requests := $resources.requests | default dict -}}
+{{- $limits := $resources.limits | default dict -}}
+{{- range $name, $request := $requests -}}
+{{- if contains "/" $name -}}
+{{- if hasKey $limits $name -}}
+{{- if ne (int $request) (int (index $limits $name)) -}}
+{{- fail (printf "resources: requests.%s (%v) and limits.%s (%v) must be equal: Kubernetes gives a pod whole devices, its request is its limit" $name $request $name (index $limits $name)) -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $limits $name $request -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Node-local disk: the emptyDirs' sizes, which the scheduler does not count itself. */ -}}
+{{- $disk := include "inat.bytes" .Values.tmpSize | float64 -}}
+{{- if not .Values.data.cache.existingClaim -}}
+{{- $disk = addf $disk (include "inat.bytes" .Values.data.cache.sizeLimit | float64) -}}
+{{- end -}}
+{{- if not (hasKey $requests "ephemeral-storage") -}}
+{{- $_ := set $requests "ephemeral-storage" (include "inat.quantity" $disk) -}}
+{{- end -}}
+{{- with index $limits "ephemeral-storage" -}}
+{{- if lt (include "inat.bytes" . | float64) (include "inat.bytes" (index $requests "ephemeral-storage") | float64) -}}
+{{- fail (printf "resources.limits.ephemeral-storage (%v) is below the pod's request (%v: tmpSize plus data.cache.sizeLimit unless requests.ephemeral-storage is set): raise it or remove it" . (index $requests "ephemeral-storage")) -}}
+{{- end -}}
+{{- end -}}
+{{- if $requests -}}
+{{- $_ := set $resources "requests" $requests -}}
+{{- end -}}
+{{- if $limits -}}
+{{- $_ := set $resources "limits" $limits -}}
+{{- end -}}
+{{- toJson $resources -}}
+{{- end -}}
+
+{{/*
+A quantity (10Gi, 500M, 1.5e3, 2048) in bytes, as a number; the schema has checked its form.
+*/}}
+{{- define "inat.bytes" -}}
+{{- $quantity := toString . -}}
+{{- $number := regexFind "^[0-9.]+" $quantity -}}
+{{- $suffix := trimPrefix $number $quantity -}}
+{{- $units := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- $scale := 1.0 -}}
+{{- if regexMatch "^[eE]" $suffix -}}
+{{- $exponent := atoi (trimPrefix "+" (substr 1 -1 $suffix)) -}}
+{{- range until (int (max $exponent (mul -1 $exponent))) -}}
+{{- $scale = ternary (mulf $scale 10) (divf $scale 10) (gt $exponent 0) -}}
+{{- end -}}
+{{- else -}}
+{{- $scale = index $units $suffix -}}
+{{- end -}}
+{{- mulf (float64 $number) $scale -}}
+{{- end -}}
+
+{{/* A number of bytes as a quantity: in Gi or Mi when whole, else in bytes (rounded up). */}}
+{{- define "inat.quantity" -}}
+{{- $bytes := ceil . | int64 -}}
+{{- if eq (mod $bytes 1073741824) 0 -}}
+{{- printf "%dGi" (div $bytes 1073741824) -}}
+{{- else if eq (mod $bytes 1048576) 0 -}}
+{{- printf "%dMi" (div $bytes 1048576) -}}
+{{- else -}}
+{{- printf "%d" $bytes -}}
 {{- end -}}
 {{- end -}}
 
@@ -109,7 +212,7 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- end -}}
 {{- /* --index goes before the job file: `inat sweep` reads no overrides after an option. */ -}}
 {{- $args = append $args "/etc/inat/job.yaml" -}}
-{{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://BUCKET/runs" .Values.output -}}
+{{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://my-bucket/inat-runs" .Values.output -}}
 {{- $overrides := list (printf "output=%s" $output) "data.cache_dir=/cache" -}}
 {{- with .Values.data.source -}}
 {{- $overrides = append $overrides (printf "data.source=%s" .) -}}
@@ -127,4 +230,41 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- $args = append $args (replace "$" "$$" .) -}}
 {{- end -}}
 {{- dict "command" $command "args" $args | toJson -}}
+{{- end -}}
+
+{{/*
+Literal secrets in values, refused before anything renders. Names are matched in any case
+(AWS_SECRET_ACCESS_KEY, aws_secret_access_key); the message names the place and the key,
+never the value (a JSON-schema pattern error would print it into the terminal or CI log).
+*/}}
+{{- define "inat.secretName" -}}
+(?i)(secret|password|passwd|token|api_?key|access_?key|credential)
+{{- end -}}
+
+{{- define "inat.checkValues" -}}
+{{- $secret := include "inat.secretName" . -}}
+{{- range $list := list "job.overrides" "overrides" -}}
+{{- $overrides := ternary ($.Values.job.overrides | default list) ($.Values.overrides | default list) (eq $list "job.overrides") -}}
+{{- range $i, $override := $overrides -}}
+{{- $key := regexReplaceAll "=.*" (toString $override) "" -}}
+{{- if and (contains "=" (toString $override)) (regexMatch $secret $key) -}}
+{{- fail (printf "%s[%d] (%s=...): no literal secrets in overrides: put them in a Secret and pass them with extraEnv valueFrom.secretKeyRef" $list $i $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $volume := .Values.extraVolumes | default list -}}
+{{- if has $volume.name (list "job" "tmp" "cache" "shm") -}}
+{{- fail (printf "extraVolumes[%d]: the name %s is the chart's own (job, tmp, cache, shm): choose another" $i $volume.name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $mount := .Values.extraVolumeMounts | default list -}}
+{{- if has (trimSuffix "/" $mount.mountPath) (list "/etc/inat" "/tmp" "/cache" "/dev/shm") -}}
+{{- fail (printf "extraVolumeMounts[%d]: %s is mounted by the chart already" $i $mount.mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $env := .Values.extraEnv | default list -}}
+{{- if and (hasKey $env "value") (regexMatch $secret (toString $env.name)) -}}
+{{- fail (printf "extraEnv[%d] (%s): no literal secrets in extraEnv: use valueFrom.secretKeyRef" $i $env.name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -68,6 +68,41 @@ job:
       model.activation: [relu, "0.5", null, yes]
       aaa.first_in_sort_order: [{b: 1, a: 2.0}]
 """,
+    "grammar-grid-nested": """
+job:
+  name: grammar-grid
+  sweep:
+    method: grid
+    parameters:
+      model:
+        parameters:
+          dropout: {values: [0.0, 0.3]}
+          activation: {distribution: categorical, values: [relu, gelu, silu]}
+      trainer.epochs: {value: 2}
+""",
+    "grammar-random-distributions": """
+job:
+  name: grammar-random
+  sweep:
+    method: random
+    run_cap: 7
+    seed: 3
+    parameters:
+      optimizer.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0}
+      model.dropout: {distribution: q_uniform, min: 0.0, max: 0.5, q: 0.1}
+      model.activation: {values: [relu, gelu]}
+""",
+    "grammar-random-lists-fewer-than-cap": """
+job:
+  name: grammar-random-lists
+  sweep:
+    method: random
+    sampler: qmc
+    run_cap: 50
+    parameters:
+      model.activation: {values: [relu, gelu]}
+      model.dropout: {values: [0.1, 0.2, 0.3]}
+""",
     "single-run": """
 job:
   name: single
@@ -132,6 +167,9 @@ def test_edge_cases_cover_what_they_claim(job_files):
     assert counts["many-points"] == 2000
     assert counts["random-fewer-than-grid"] == 5
     assert counts["random-more-than-grid"] == 6
+    assert counts["grammar-grid-nested"] == 6
+    assert counts["grammar-random-distributions"] == 7
+    assert counts["grammar-random-lists-fewer-than-cap"] == 6
     points = expand(load_job(job_files["values-helm-rewrites"]))
     assert len(points) == 3 * 4 * 2 * 2 * 4 * 1
     assert points[0].swept == (

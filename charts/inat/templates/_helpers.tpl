@@ -95,22 +95,57 @@ charts give them), then image.pullSecrets, each once.
 
 {{/*
 The number of points, as inat.sweeps.jobs.expand counts them: 1 for a single run; a grid has
-one point per combination of the swept values; random draws num_points of them at most.
+one point per combination of the swept values; random draws run_cap (num_points) of them: at
+most every combination when each key has a list of values.
 */}}
 {{- define "inat.points" -}}
 {{- $sweep := .Values.job.sweep -}}
 {{- if empty $sweep -}}
 1
 {{- else -}}
-{{- $points := 1 -}}
+{{- $grid := 1 -}}
+{{- $finite := "true" -}}
+{{- if $sweep.params -}}
 {{- range $key, $values := $sweep.params -}}
-{{- $points = mul $points (len $values) -}}
+{{- $grid = mul $grid (len $values) -}}
 {{- end -}}
-{{- if eq (default "grid" $sweep.strategy) "random" -}}
-{{- $points = min $points (int $sweep.num_points) -}}
+{{- else -}}
+{{- $grid = include "inat.combinations" $sweep.parameters | int -}}
+{{- $finite = include "inat.finite" $sweep.parameters -}}
 {{- end -}}
-{{- $points -}}
+{{- if eq (default "grid" (coalesce $sweep.method $sweep.strategy)) "random" -}}
+{{- $cap := int (coalesce $sweep.run_cap $sweep.num_points) -}}
+{{- ternary (min $grid $cap) $cap (eq $finite "true") -}}
+{{- else -}}
+{{- $grid -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The combinations of a `parameters` block (W&B's grammar, nested blocks included). */}}
+{{- define "inat.combinations" -}}
+{{- $n := 1 -}}
+{{- range $key, $spec := . -}}
+{{- if hasKey $spec "parameters" -}}
+{{- $n = mul $n (include "inat.combinations" $spec.parameters | int) -}}
+{{- else if hasKey $spec "values" -}}
+{{- $n = mul $n (len $spec.values) -}}
+{{- end -}}
+{{- end -}}
+{{- $n -}}
+{{- end -}}
+
+{{/* "true" when every key of a `parameters` block is a list of values or a constant. */}}
+{{- define "inat.finite" -}}
+{{- $finite := true -}}
+{{- range $key, $spec := . -}}
+{{- if hasKey $spec "parameters" -}}
+{{- $finite = and $finite (eq (include "inat.finite" $spec.parameters) "true") -}}
+{{- else if and (hasKey $spec "distribution") (ne $spec.distribution "categorical") -}}
+{{- $finite = false -}}
+{{- end -}}
+{{- end -}}
+{{- $finite -}}
 {{- end -}}
 
 {{/*

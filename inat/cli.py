@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,10 +26,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from inat.compose import config_error
 from inat.errors import ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
@@ -46,6 +49,7 @@ class _TrainState:
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def _hydra_train(cfg: DictConfig) -> float | None:
+    from inat.compose import validate
     from inat.train import train
 
     _TrainState.started = True
@@ -57,6 +61,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
+        validate(cfg)
         return train(cfg)["best_val_accuracy"]
     except InatError as e:
         code = e.exit_code
@@ -85,6 +90,9 @@ def _fixed_keys(args: Sequence[str]) -> list[str]:
     return sorted(fixed | LOCATION_KEYS)
 
 
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
 def _train_command(args: Sequence[str]) -> int:
     _TrainState.started = False
     _TrainState.failures = []
@@ -92,15 +100,28 @@ def _train_command(args: Sequence[str]) -> int:
         quoted = ",".join(f"'{key}'" for key in fixed)
         args = [*args, f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"]
     sys.argv = ["inat train", *args]
+    full_error = os.environ.get(_FULL_ERROR)
+    # Hydra raises what fails to compose, instead of printing it with advice to add a `+`:
+    # it becomes the one message of inat.compose. The task reports its own errors.
+    os.environ[_FULL_ERROR] = "1"
     try:
         _hydra_train()
+    except (HydraException, OmegaConfBaseException) as e:
+        error = config_error(e, [a for a in args if not a.startswith("-")])
+        log.error("%s (exit code %d: %s)", error, error.exit_code, error.exit_code.name)
+        return error.exit_code
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else ExitCode.FAILURE
-        # Hydra exits with 1 when the command line does not compose (unknown key or group);
+        # Hydra exits with 1 when its own command line is bad (a missing value after -c);
         # that is bad input, never worth a retry. The task itself exits with its own codes.
         if code == ExitCode.FAILURE and not _TrainState.started:
             return ExitCode.BAD_INPUT
         return code
+    finally:
+        if full_error is None:
+            os.environ.pop(_FULL_ERROR)
+        else:
+            os.environ[_FULL_ERROR] = full_error
     if _TrainState.failures:
         log.error("%d point(s) failed: %s", len(_TrainState.failures), _TrainState.failures)
         return ExitCode.FAILURE

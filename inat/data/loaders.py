@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inat.config import PIPELINES
 from inat.data.batch_transform import BatchTransform, unchanged
 from inat.data.cache import cache_folder
 from inat.data.datasets import ImageFolderDataset, build_transform, find_unreadable
@@ -131,7 +130,7 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
         )
         collates = (collate_channels_last, collate_normalized, collate_normalized)
         train_transform = BatchTransform(augment)
-    elif pipeline == "images":
+    else:  # images
         plain = build_transform(image_size, augment=False)
         augmented = build_transform(image_size, augment=True) if augment else plain
         datasets = (
@@ -140,8 +139,6 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
             ImageFolderDataset(root / "val", test, plain),
         )
         collates = (None, None, None)
-    else:
-        raise ConfigError(f"data.pipeline={pipeline!r} is not allowed: use one of {PIPELINES}.")
     workers = resolve_workers(_setting(cfg, "num_workers"))
     options: dict[str, Any] = {
         "batch_size": _setting(cfg, "batch_size"),

@@ -130,10 +130,11 @@ def _train_command(args: Sequence[str]) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from inat.sweeps.jobs import expand, load_job
-    from inat.sweeps.run import run_all, run_point
+    from inat.sweeps.run import compose_all, run_all, run_point
 
     job = load_job(args.job)
     if args.list:
+        compose_all(job, args.overrides)  # a point that would not train is not listed as one
         for point in expand(job):
             print(point.index, point.name, " ".join(point.overrides))
         return ExitCode.OK

@@ -31,7 +31,11 @@ from inat import schema
 from inat.errors import ConfigError
 
 CONFIG_MODULE = "inat.configs"
-HELP = "`inat train --help` lists every group and key."
+# Where each primary config's keys are listed, for the end of an error message.
+HELP = {
+    "train": "`inat train --help` lists every group and key.",
+    "slurm_sweep": "The launcher's keys are in inat/configs/hydra/launcher/slurm.yaml.",
+}
 
 # What a field of each annotated type takes, for a value Hydra could not convert.
 _TYPE_WORDS = {
@@ -45,14 +49,19 @@ _TYPE_WORDS = {
 }
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
-    """The config `config_name` with Hydra `overrides`, validated; ConfigError if it is bad."""
+def compose(
+    overrides: Sequence[str] = (), config_name: str = "train", *, hydra_node: bool = False
+) -> DictConfig:
+    """The config `config_name` with Hydra `overrides`, validated; ConfigError if it is bad.
+
+    `hydra_node`: keep Hydra's own node (`cfg.hydra`), as a launcher needs it.
+    """
     overrides = [str(o) for o in overrides]
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            cfg = hydra_compose(config_name, overrides=overrides)
+            cfg = hydra_compose(config_name, overrides, return_hydra_config=hydra_node)
     except (HydraException, OmegaConfBaseException) as e:
-        raise config_error(e, overrides) from e
+        raise config_error(e, overrides, config_name) from e
     validate(cfg)
     return cfg
 
@@ -111,19 +120,22 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def config_error(error: BaseException, overrides: Sequence[str]) -> ConfigError:
+def config_error(
+    error: BaseException, overrides: Sequence[str], config_name: str = "train"
+) -> ConfigError:
     """The one clear ConfigError for a Hydra or OmegaConf error while composing."""
+    where = HELP.get(config_name, "")
     if isinstance(error, MissingConfigException):
-        return _missing_option(error)
+        return _missing_option(error, where)
     cause = _omegaconf_cause(error)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
-        return _unknown_key_error(cause, overrides)
+        return _unknown_key_error(cause, overrides, where)
     if isinstance(cause, ValidationError) and cause.full_key:
         return _wrong_type(cause, overrides)
-    where = re.match(r"In '([^']+)'", str(error))
+    source = re.match(r"In '([^']+)'", str(error))
     detail = str(cause.msg if cause is not None else error).splitlines()[0]
-    origin = f"in {where[1]}: " if where else ""
-    return ConfigError(f"the config does not compose: {origin}{detail}. {HELP}")
+    origin = f"in {source[1]}: " if source else ""
+    return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
 
 
 def _omegaconf_cause(error: BaseException) -> OmegaConfBaseException | None:
@@ -134,11 +146,11 @@ def _omegaconf_cause(error: BaseException) -> OmegaConfBaseException | None:
     return None
 
 
-def _missing_option(error: MissingConfigException) -> ConfigError:
+def _missing_option(error: MissingConfigException, where: str) -> ConfigError:
     missing = error.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
     if not group or not error.options:
-        return ConfigError(f"{str(error).splitlines()[0]}. {HELP}")
+        return ConfigError(f"{str(error).splitlines()[0]}. {where}".strip())
     options = sorted(error.options)
     close = difflib.get_close_matches(option, options, n=1)
     hint = f"; did you mean {group}={close[0]}?" if close else ""
@@ -149,7 +161,7 @@ def _missing_option(error: MissingConfigException) -> ConfigError:
 
 
 def _unknown_key_error(
-    error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str]
+    error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str], where: str
 ) -> ConfigError:
     full_key = str(error.full_key)
     # The key as given: `optimzer.lr=1` fails at `optimzer`, and means optimizer.lr.
@@ -158,10 +170,12 @@ def _unknown_key_error(
     node = error.parent_node
     tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
     siblings = {k: v for k, v in tree.items() if k != "hydra"} if isinstance(tree, dict) else {}
-    return ConfigError(_unknown_key(asked, full_key.rpartition(".")[0], siblings))
+    return ConfigError(_unknown_key(asked, full_key.rpartition(".")[0], siblings, where))
 
 
-def _unknown_key(asked: str, parent: str, siblings: dict[str, Any]) -> str:
+def _unknown_key(
+    asked: str, parent: str, siblings: dict[str, Any], where: str = HELP["train"]
+) -> str:
     """The message for an unknown key `asked` below `parent`, whose keys are `siblings`."""
     known = list(_dotted(siblings, f"{parent}." if parent else ""))
     close = difflib.get_close_matches(asked, known, n=1, cutoff=0.8)
@@ -171,7 +185,7 @@ def _unknown_key(asked: str, parent: str, siblings: dict[str, Any]) -> str:
         hint = f"{parent or 'the top level'} takes {', '.join(sorted(siblings))}."
     else:
         hint = f"{parent} is empty (null) in this config; choose an option of its group first."
-    return f"{asked} is not a config key: {hint} {HELP}"
+    return f"{asked} is not a config key: {hint} {where}".strip()
 
 
 def _override_key(override: str) -> str:

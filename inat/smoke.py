@@ -30,12 +30,10 @@ from datetime import datetime, timezone
 
 import requests
 import torch
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
-from omegaconf import DictConfig
 
+from inat.compose import compose
 from inat.data import check_source
-from inat.errors import ConfigError, ExitCode, InatError
+from inat.errors import ExitCode, InatError
 from inat.storage import configure, open_storage
 from inat.train import train
 from inat.train.checkpoint import CheckpointManager
@@ -100,18 +98,6 @@ def run_check(name: str, check: Callable[[], str]) -> Outcome:
     return outcome
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The train config with `overrides`; ConfigError when they do not compose."""
-    try:
-        with initialize_config_module("inat.configs", version_base="1.3"):
-            return compose("train", overrides=list(overrides))
-    except HydraException as e:
-        raise ConfigError(
-            f"the overrides {' '.join(overrides)!r} do not compose: {e} "
-            "`inat train --help` lists every config group and key."
-        ) from e
-
-
 def check_accelerator(require_gpu: bool) -> str:
     """The CUDA devices, after a kernel ran on each; the CPU when there is none."""
     if not torch.cuda.is_available():
@@ -145,7 +131,7 @@ def check_accelerator(require_gpu: bool) -> str:
 def check_training() -> str:
     """A few fp16 steps of the scratch CNN through the trainer, in a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="inat-smoke-") as tmp:
-        cfg = compose_config([*TRAINING, f"output={tmp}/out", f"data.cache_dir={tmp}/cache"])
+        cfg = compose([*TRAINING, f"output={tmp}/out", f"data.cache_dir={tmp}/cache"])
         result = train(cfg)
     final = result["final"]  # a loss that is not finite already failed the run
     steps, skipped = final["step"], result["skipped_steps"]
@@ -210,7 +196,7 @@ def check_data(source: str) -> str:
 
 def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
     """Run every check with the output and data that `overrides` configure; the exit code."""
-    cfg = compose_config(overrides)
+    cfg = compose(overrides)
     stamp = versions()
     print(
         f"inat {stamp['inat']}, torch {stamp['torch']}, Python {stamp['python']}; "

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from inat.compose import compose
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
@@ -32,8 +32,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def default_config() -> dict[str, Any]:
     """`inat train`'s config with no overrides, resolved."""
-    with initialize_config_module("inat.configs", version_base="1.3"):
-        return OmegaConf.to_container(compose("train"), resolve=True)
+    return OmegaConf.to_container(compose(), resolve=True)
 
 
 def overrides_for(config: Mapping[str, Any]) -> list[str]:

@@ -34,7 +34,7 @@ import torch
 from inat.compose import compose
 from inat.data import check_source
 from inat.errors import ExitCode, InatError
-from inat.storage import configure, open_storage
+from inat.storage import S3Settings, open_storage, storage_settings
 from inat.train import train
 from inat.train.checkpoint import CheckpointManager
 from inat.train.versions import versions
@@ -148,11 +148,12 @@ def check_training() -> str:
     )
 
 
-def check_checkpoint(output: str) -> str:
-    """A checkpoint written below `output`, read back, compared, then deleted."""
+def check_checkpoint(output: str, settings: S3Settings | None = None) -> str:
+    """A checkpoint written below `output` (with the storage `settings`), read back, compared,
+    then deleted."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     probe = f".inat-smoke-{stamp}-{uuid.uuid4().hex[:8]}"
-    outputs = open_storage(output)
+    outputs = open_storage(output, settings)
     outputs.check_writable()
     storage = outputs.child(probe)
     weights = torch.randn(CHECKPOINT_FLOATS)
@@ -175,8 +176,8 @@ def check_checkpoint(output: str) -> str:
     )
 
 
-def check_data(source: str) -> str:
-    """The data source can be read; skipped for generated data."""
+def check_data(source: str, settings: S3Settings | None = None) -> str:
+    """The data source can be read (with the storage `settings`); skipped for generated data."""
     if source == "synthetic":
         raise Skip("data.source=synthetic: generated on the spot, nothing to reach")
     if source.startswith(("http://", "https://")):
@@ -190,7 +191,7 @@ def check_data(source: str) -> str:
             length = response.headers.get("Content-Length")
         size = f", {_size(int(length))}" if length else ""
         return f"{source} answers HTTP {response.status_code}{size}"
-    check_source(source)
+    check_source(source, settings)
     return f"{source} can be read"
 
 
@@ -213,12 +214,10 @@ def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
             run_check("accelerator", lambda: check_accelerator(require_gpu)),
             run_check("training", check_training),
         ]
-        # The trainer configured its own (default) storage settings; the checks below use
-        # the ones `overrides` give.
-        configure(cfg.storage)
+        settings = storage_settings(cfg.storage)
         outcomes += [
-            run_check("checkpoint", lambda: check_checkpoint(str(cfg.output))),
-            run_check("data", lambda: check_data(str(cfg.data.source))),
+            run_check("checkpoint", lambda: check_checkpoint(str(cfg.output), settings)),
+            run_check("data", lambda: check_data(str(cfg.data.source), settings)),
         ]
     finally:
         logger.setLevel(level)

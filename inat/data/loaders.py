@@ -21,6 +21,7 @@ from inat.data.sources import resolve_source
 from inat.data.split import stratified_split
 from inat.data.workers import resolve_workers
 from inat.errors import ConfigError, DataError
+from inat.storage import S3Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,17 @@ def _readable_samples(
     return samples, [f"{split}/{relpath}" for relpath in sorted(bad)]
 
 
-def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
+def build_dataloaders(
+    cfg: Mapping[str, Any], seed: int, settings: S3Settings | None = None
+) -> DataLoaders:
     """The loaders for the `data` config group `cfg` (keys as in configs/data/nature12k.yaml).
 
     The validation split depends on data.split_seed only; `seed` (the run's seed)
-    drives the training order and augmentation of a loader used on its own.
+    drives the training order and augmentation of a loader used on its own; `settings`
+    are the storage settings of an s3:// source.
     """
-    root = resolve_source(_setting(cfg, "source"), cfg.get("cache_dir"), cfg.get("synthetic"))
+    source = _setting(cfg, "source")
+    root = resolve_source(source, cfg.get("cache_dir"), cfg.get("synthetic"), settings)
     classes = find_classes(root)
     num_classes = _setting(cfg, "num_classes")
     if len(classes) != num_classes:
@@ -122,7 +127,7 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
     if pipeline == "prepared":
         files = {"train": [path for path, _ in train_all], "val": [path for path, _ in test]}
         cache = cache_folder(cfg.get("cache_dir"))
-        folder = prepare(str(cfg["source"]), root, files, image_size, cache)
+        folder = prepare(str(source), root, files, image_size, cache, settings)
         datasets: tuple[Dataset, ...] = (
             PreparedImages(folder, "train", train),
             PreparedImages(folder, "train", val),

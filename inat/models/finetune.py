@@ -10,6 +10,7 @@ from inat.errors import ConfigError
 from inat.models.backbones import BACKBONES
 from inat.models.params import ParamGroup, trainable_groups
 from inat.models.weights import load_weights, read_weights
+from inat.storage import S3Settings
 
 
 class FineTuneModel(nn.Module):
@@ -21,9 +22,9 @@ class FineTuneModel(nn.Module):
 
     `weights`: a torchvision weights name (DEFAULT, IMAGENET1K_V2, ...), a local
     file or s3:// URI of the ImageNet model's state dict, or None for random
-    initialisation. The values come checked from the config's schema
-    (`inat.schema.FineTuneConfig`); `last_k` is checked against the backbone's stages
-    before any weights are read.
+    initialisation, read with the storage `settings`. The values come checked from the
+    config's schema (`inat.schema.FineTuneConfig`); `last_k` is checked against the
+    backbone's stages before any weights are read.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class FineTuneModel(nn.Module):
         dropout: float,
         num_classes: int,
         image_size: int,
+        settings: S3Settings | None = None,
     ) -> None:
         super().__init__()
         spec = BACKBONES[backbone]
@@ -51,7 +53,7 @@ class FineTuneModel(nn.Module):
                 f"choose 1 to {len(stages)} (or model.strategy=full)"
             )
         if weights is not None:
-            state = read_weights(backbone, str(weights))
+            state = read_weights(backbone, str(weights), settings)
             load_weights(net, spec.adapt_state_dict(state, image_size), str(weights), backbone)
         in_features = spec.remove_head(net)
 

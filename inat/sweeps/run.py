@@ -20,7 +20,7 @@ from inat import rundir
 from inat.compose import compose
 from inat.errors import ConfigError, InatError, Interrupted
 from inat.results.status import MANIFEST, SUMMARY, write_summary, write_summary_if_ended
-from inat.storage import Storage, configure, open_storage
+from inat.storage import Storage, open_storage, storage_settings
 from inat.sweeps.jobs import Point, expand
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
     # Without the swept values: a point whose values do not compose must fail alone.
     base = Point(0, "", (), tuple(str(o) for o in job.get("overrides") or ()))
     cfg = compose_point(job, base, overrides)
-    configure(cfg.storage)
-    return open_storage(f"{cfg.output}/{job['name']}")
+    return open_storage(f"{cfg.output}/{job['name']}", storage_settings(cfg.storage))
 
 
 def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -> None:

@@ -207,6 +207,12 @@ def _wrong_type(error: ValidationError, overrides: Sequence[str]) -> ConfigError
     given = {_override_key(o): o.partition("=")[2] for o in overrides if "=" in o}
     found = re.search(r"Value '(.*?)' of type", str(error.msg))
     value = given.get(full_key, found[1] if found else "?")
+    node = error.parent_node
+    if isinstance(node, ListConfig) and node._get_parent() is not None:
+        # An item of a list field: what is allowed is the list field's.
+        field_key = re.sub(r"\[\d+\]$", "", full_key)
+        allowed = _allowed(OmegaConf.get_type(node._get_parent()), str(node._key()))
+        return ConfigError(f"{full_key}={value!r} is not allowed: use {allowed} for {field_key}.")
     allowed = _allowed(error.object_type, str(error.key))
     return ConfigError(f"{full_key}={value!r} is not allowed: use {allowed}.")
 

@@ -76,7 +76,9 @@ def problems(cfg: DictConfig) -> Iterator[str]:
     """A message for each key of `cfg` its schema lacks and each value that breaks a rule."""
     try:
         yield from _node_problems(cfg, "")
-        for relation in schema.RELATIONS:
+        # The rules across keys are those of a training run's config.
+        relations = schema.RELATIONS if OmegaConf.get_type(cfg) is schema.TrainConfig else ()
+        for relation in relations:
             for key, allowed in relation(cfg):
                 yield _not_allowed(key, OmegaConf.select(cfg, key), allowed)
     except OmegaConfBaseException as e:  # an interpolation that does not resolve

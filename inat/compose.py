@@ -137,6 +137,8 @@ def config_error(
     source = re.match(r"In '([^']+)'", str(error))
     detail = str(cause.msg if cause is not None else error).splitlines()[0]
     origin = f"in {source[1]}: " if source else ""
+    if cause is not None and cause.full_key:
+        origin += f"{cause.full_key}: "
     return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
 
 
@@ -228,7 +230,7 @@ def _allowed(kind: Any, key: str) -> str:
             if "rule" in f.metadata:
                 return f.metadata["rule"].allowed
             type_name = str(f.type)
-            optional = re.fullmatch(r"Optional\[(.*)\]", type_name)
+            optional = re.fullmatch(r"(.*) \| None", type_name)
             words = _TYPE_WORDS.get(optional[1] if optional else type_name, type_name)
             return f"null or {words}" if optional else words
     return "a value of the right type"

@@ -397,7 +397,10 @@ class TrainConfig:
         ),
     )
     seed: int = field(default=42, metadata=checked(int_at_least(0)))
-    run_dir: str = "${output}/${name}"
+    run_dir: str = field(
+        default="${output}/${name}", metadata=checked(Rule(_non_empty, "a folder or s3:// URI"))
+    )
+    """This run's directory; each point of a multirun gets its own below it."""
     data: Any = None
     model: Any = None
     optimizer: Any = None

@@ -177,6 +177,7 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
         ),
         (["storage.addressing_style=dns"], "storage.addressing_style='dns' is not allowed"),
         (["output="], "output='' is not allowed: use a local folder or s3:// URI."),
+        (["run_dir=${nope}"], "run_dir: Interpolation key 'nope' not found"),
     ],
 )
 def test_a_value_out_of_range_names_the_key_and_what_is_allowed(overrides, message):

@@ -4,7 +4,7 @@ Each YAML file of a group extends its schema through its defaults list
 (`- /schema/<group>/<option>@_here_`), so Hydra refuses an unknown key or a value
 of the wrong type while it composes. What a type cannot say (a range, a choice, a
 list of five) is a `Rule` in the field's metadata, checked by `inat.compose.validate`
-over the composed config; `relations` holds the few rules that tie two keys together.
+over the composed config; `RELATIONS` holds the few rules that tie keys together.
 The YAML files keep the comments and the defaults a user reads; these classes say
 what is allowed.
 """
@@ -389,12 +389,10 @@ class TrainConfig:
         default="default",
         metadata=checked(Rule(_non_empty, "a non-empty name")),
     )
-    """The run's folder below `output`."""
+    """The run's folder below `output` (a sweep's points get subfolders)."""
     output: str = field(
         default="outputs",
-        metadata=checked(
-            Rule(lambda v: isinstance(v, str) and v.strip() != "", "a local folder or s3:// URI")
-        ),
+        metadata=checked(Rule(_non_empty, "a local folder or s3:// URI")),
     )
     seed: int = field(default=42, metadata=checked(int_at_least(0)))
     run_dir: str = field(
@@ -418,7 +416,7 @@ def _image_size(cfg: Any) -> Iterator[tuple[str, str]]:
     if size < MIN_IMAGE_SIZE:
         yield (
             "data.image_size",
-            f"at least {MIN_IMAGE_SIZE} for the model's {NUM_BLOCKS} halvings of the image",
+            f"at least {MIN_IMAGE_SIZE}: every model halves the image {NUM_BLOCKS} times",
         )
     patch = PATCH_SIZES.get(model.get("backbone", ""))
     if patch and size % patch:

@@ -107,12 +107,14 @@ def _train_command(args: Sequence[str]) -> int:
     try:
         _hydra_train()
     except (HydraException, OmegaConfBaseException) as e:
+        if full_error == "1":  # the user asked for Hydra's full stack trace
+            raise
         error = config_error(e, [a for a in args if not a.startswith("-")])
         log.error("%s (exit code %d: %s)", error, error.exit_code, error.exit_code.name)
         return error.exit_code
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else ExitCode.FAILURE
-        # Hydra exits with 1 when its own command line is bad (a missing value after -c);
+        # Hydra exits with 1 when its own options are bad (`--cfg job --package nowhere`);
         # that is bad input, never worth a retry. The task itself exits with its own codes.
         if code == ExitCode.FAILURE and not _TrainState.started:
             return ExitCode.BAD_INPUT

@@ -125,28 +125,34 @@ def _shown(value: Any) -> str:
 def config_error(
     error: BaseException, overrides: Sequence[str], config_name: str = "train"
 ) -> ConfigError:
-    """The one clear ConfigError for a Hydra or OmegaConf error while composing."""
+    """The one clear ConfigError for a Hydra or OmegaConf error while composing.
+
+    A key or value that a config file (an experiment, a group option) got wrong is named
+    with the file: `in experiment/x: optimizer.lrr is not a config key: ...`.
+    """
     where = HELP.get(config_name, "")
     if isinstance(error, MissingConfigException):
         return _missing_option(error, where)
+    source = re.match(r"In '([^']+)'", str(error))
+    origin = f"in {source[1]}: " if source else ""
+    given = () if source else overrides  # a file's error is not about the overrides' values
     cause = _omegaconf_cause(error)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
-        return _unknown_key_error(cause, overrides, where)
+        return ConfigError(origin + _unknown_key_message(cause, given, where))
     if isinstance(cause, ValidationError) and cause.full_key:
-        return _wrong_type(cause, overrides)
-    source = re.match(r"In '([^']+)'", str(error))
+        return ConfigError(origin + _wrong_type_message(cause, given))
     detail = str(cause.msg if cause is not None else error).splitlines()[0]
-    origin = f"in {source[1]}: " if source else ""
     if cause is not None and cause.full_key:
         origin += f"{cause.full_key}: "
     return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
 
 
-def _omegaconf_cause(error: BaseException) -> OmegaConfBaseException | None:
+def _omegaconf_cause(error: BaseException | None) -> OmegaConfBaseException | None:
+    """The OmegaConf error below Hydra's (raised from it, or while handling it)."""
     while error is not None:
         if isinstance(error, OmegaConfBaseException):
             return error
-        error = error.__cause__
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -164,9 +170,9 @@ def _missing_option(error: MissingConfigException, where: str) -> ConfigError:
     )
 
 
-def _unknown_key_error(
+def _unknown_key_message(
     error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str], where: str
-) -> ConfigError:
+) -> str:
     full_key = str(error.full_key)
     # The key as given: `optimzer.lr=1` fails at `optimzer`, and means optimizer.lr.
     given = [_override_key(o) for o in overrides]
@@ -174,7 +180,7 @@ def _unknown_key_error(
     node = error.parent_node
     tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
     siblings = {k: v for k, v in tree.items() if k != "hydra"} if isinstance(tree, dict) else {}
-    return ConfigError(_unknown_key(asked, full_key.rpartition(".")[0], siblings, where))
+    return _unknown_key(asked, full_key.rpartition(".")[0], siblings, where)
 
 
 def _unknown_key(
@@ -206,7 +212,7 @@ def _dotted(tree: Any, prefix: str) -> Iterator[str]:
         yield from _dotted(value, f"{prefix}{key}.")
 
 
-def _wrong_type(error: ValidationError, overrides: Sequence[str]) -> ConfigError:
+def _wrong_type_message(error: ValidationError, overrides: Sequence[str]) -> str:
     full_key = str(error.full_key)
     given = {_override_key(o): o.partition("=")[2] for o in overrides if "=" in o}
     found = re.search(r"Value '(.*?)' of type", str(error.msg))
@@ -216,9 +222,9 @@ def _wrong_type(error: ValidationError, overrides: Sequence[str]) -> ConfigError
         # An item of a list field: what is allowed is the list field's.
         field_key = re.sub(r"\[\d+\]$", "", full_key)
         allowed = _allowed(OmegaConf.get_type(node._get_parent()), str(node._key()))
-        return ConfigError(f"{full_key}={value!r} is not allowed: use {allowed} for {field_key}.")
+        return f"{full_key}={value!r} is not allowed: use {allowed} for {field_key}."
     allowed = _allowed(error.object_type, str(error.key))
-    return ConfigError(f"{full_key}={value!r} is not allowed: use {allowed}.")
+    return f"{full_key}={value!r} is not allowed: use {allowed}."
 
 
 def _allowed(kind: Any, key: str) -> str:

@@ -219,6 +219,30 @@ def test_inat_train_exits_65_with_one_message_before_anything_is_written(tmp_pat
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "optimizer:\n  lrr: 0.1\n",
+            "in experiment/mine: optimizer.lrr is not a config key: did you mean optimizer.lr?",
+        ),
+        (
+            "trainer:\n  epochs: many\n",
+            "in experiment/mine: trainer.epochs='many' is not allowed: use an integer >= 1.",
+        ),
+        ("model:\n  dropout: 1.5\n", "model.dropout=1.5 is not allowed: use a number in [0, 1)."),
+    ],
+)
+def test_a_bad_key_or_value_in_an_experiment_file_is_named_with_it(tmp_path, body, message):
+    (tmp_path / "configs" / "experiment").mkdir(parents=True)
+    (tmp_path / "configs" / "experiment" / "mine.yaml").write_text(f"# @package _global_\n{body}")
+    args = ["train", "--config-dir", str(tmp_path / "configs"), "experiment=mine"]
+    done = run_inat(tmp_path, *args, *TINY, *location(tmp_path))
+    assert done.returncode == ExitCode.BAD_INPUT, done.stderr
+    assert message in done.stdout + done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def _bad_job(tmp_path: Path) -> Path:
     """A sweep of 3 points, 2 of them with a learning rate that is not allowed."""
     job = {

@@ -118,6 +118,10 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
         ),
         (["data.synthetic.image_side=8"], "data.synthetic.image_side=8 is not allowed"),
         (
+            ["data.synthetic.train_per_class=1"],
+            "data.synthetic.train_per_class=1 is not allowed: use an integer >= 2.",
+        ),
+        (
             ["model.activation=swish"],
             "model.activation='swish' is not allowed: use one of relu, gelu",
         ),

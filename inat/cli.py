@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,16 +27,18 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from inat import __version__
+from inat.compose import config_error
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
 from inat.rundir import CONFIG, MANIFEST, RESULT, Status
-from inat.storage import configure, open_storage
+from inat.storage import open_storage, storage_settings
 from inat.sweeps.jobs import point_name
 
 log = logging.getLogger("inat")
@@ -56,9 +59,9 @@ class FolderInUse(ConfigError):
 def _check_folder(cfg: DictConfig, multirun: bool) -> None:
     """Refuse (FolderInUse) a multirun whose folder is a run directory or a job's sweep,
     and a run whose run directory holds a multirun's or a sweep's points."""
-    configure(cfg.storage)
+    settings = storage_settings(cfg.storage)
     if multirun:
-        folder = open_storage(f"{cfg.output}/{cfg.name}")
+        folder = open_storage(f"{cfg.output}/{cfg.name}", settings)
         held = [name for name in (CONFIG, RESULT, MANIFEST) if folder.exists(name)]
         if held:
             what = "the sweep of a job file" if MANIFEST in held else "a single run"
@@ -68,7 +71,7 @@ def _check_folder(cfg: DictConfig, multirun: bool) -> None:
                 f"inat train -m name={cfg.name}-sweep ..., or move {folder.uri} away."
             )
         return
-    run = open_storage(cfg.run_dir)
+    run = open_storage(cfg.run_dir, settings)
     if run.exists(CONFIG) or run.exists(RESULT):
         return  # a run directory: resumed, or already done
     paths = [path.split("/") for path in run.list()]
@@ -84,6 +87,7 @@ def _check_folder(cfg: DictConfig, multirun: bool) -> None:
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def _hydra_train(cfg: DictConfig) -> float | None:
+    from inat.compose import validate
     from inat.train import train
 
     _TrainState.started = True
@@ -95,6 +99,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
         cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
     try:
+        validate(cfg)
         _check_folder(cfg, multirun)
         return train(cfg)["best_val_accuracy"]
     except InatError as e:
@@ -126,6 +131,9 @@ def _fixed_keys(args: Sequence[str]) -> list[str]:
     return sorted(fixed | LOCATION_KEYS)
 
 
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
 def _train_command(args: Sequence[str]) -> int:
     _TrainState.started = False
     _TrainState.failures = []
@@ -133,15 +141,30 @@ def _train_command(args: Sequence[str]) -> int:
         quoted = ",".join(f"'{key}'" for key in fixed)
         args = [*args, f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"]
     sys.argv = ["inat train", *args]
+    full_error = os.environ.get(_FULL_ERROR)
+    # Hydra raises what fails to compose, instead of printing it with advice to add a `+`:
+    # it becomes the one message of inat.compose. The task reports its own errors.
+    os.environ[_FULL_ERROR] = "1"
     try:
         _hydra_train()
+    except (HydraException, OmegaConfBaseException) as e:
+        if full_error == "1":  # the user asked for Hydra's full stack trace
+            raise
+        error = config_error(e, [a for a in args if not a.startswith("-")])
+        log.error("%s (exit code %d: %s)", error, error.exit_code, error.exit_code.name)
+        return error.exit_code
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else ExitCode.FAILURE
-        # Hydra exits with 1 when the command line does not compose (unknown key or group);
+        # Hydra exits with 1 when its own options are bad (`--cfg job --package nowhere`);
         # that is bad input, never worth a retry. The task itself exits with its own codes.
         if code == ExitCode.FAILURE and not _TrainState.started:
             return ExitCode.BAD_INPUT
         return code
+    finally:
+        if full_error is None:
+            os.environ.pop(_FULL_ERROR)
+        else:
+            os.environ[_FULL_ERROR] = full_error
     if _TrainState.failures:
         log.error("%d point(s) failed: %s", len(_TrainState.failures), _TrainState.failures)
         return ExitCode.FAILURE
@@ -150,10 +173,11 @@ def _train_command(args: Sequence[str]) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from inat.sweeps.jobs import expand, load_job
-    from inat.sweeps.run import run_all, run_point
+    from inat.sweeps.run import compose_all, run_all, run_point
 
     job = load_job(args.job)
     if args.list:
+        compose_all(job, args.overrides)  # a point that would not train is not listed as one
         for point in expand(job):
             print(point.index, point.name, " ".join(point.overrides))
         return ExitCode.OK

@@ -30,13 +30,11 @@ from datetime import datetime, timezone
 
 import requests
 import torch
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
-from omegaconf import DictConfig
 
+from inat.compose import compose
 from inat.data import check_source
-from inat.errors import ConfigError, ExitCode, InatError
-from inat.storage import configure, open_storage
+from inat.errors import ExitCode, InatError
+from inat.storage import S3Settings, open_storage, storage_settings
 from inat.train import train
 from inat.train.checkpoint import CheckpointManager
 from inat.train.versions import versions
@@ -100,18 +98,6 @@ def run_check(name: str, check: Callable[[], str]) -> Outcome:
     return outcome
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The train config with `overrides`; ConfigError when they do not compose."""
-    try:
-        with initialize_config_module("inat.configs", version_base="1.3"):
-            return compose("train", overrides=list(overrides))
-    except HydraException as e:
-        raise ConfigError(
-            f"the overrides {' '.join(overrides)!r} do not compose: {e} "
-            "`inat train --help` lists every config group and key."
-        ) from e
-
-
 def check_accelerator(require_gpu: bool) -> str:
     """The CUDA devices, after a kernel ran on each; the CPU when there is none."""
     if not torch.cuda.is_available():
@@ -145,7 +131,7 @@ def check_accelerator(require_gpu: bool) -> str:
 def check_training() -> str:
     """A few fp16 steps of the scratch CNN through the trainer, in a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="inat-smoke-") as tmp:
-        cfg = compose_config([*TRAINING, f"output={tmp}/out", f"data.cache_dir={tmp}/cache"])
+        cfg = compose([*TRAINING, f"output={tmp}/out", f"data.cache_dir={tmp}/cache"])
         result = train(cfg)
     final = result["final"]  # a loss that is not finite already failed the run
     steps, skipped = final["step"], result["skipped_steps"]
@@ -162,11 +148,12 @@ def check_training() -> str:
     )
 
 
-def check_checkpoint(output: str) -> str:
-    """A checkpoint written below `output`, read back, compared, then deleted."""
+def check_checkpoint(output: str, settings: S3Settings | None = None) -> str:
+    """A checkpoint written below `output` (with the storage `settings`), read back, compared,
+    then deleted."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     probe = f".inat-smoke-{stamp}-{uuid.uuid4().hex[:8]}"
-    outputs = open_storage(output)
+    outputs = open_storage(output, settings)
     outputs.check_writable()
     storage = outputs.child(probe)
     weights = torch.randn(CHECKPOINT_FLOATS)
@@ -189,8 +176,8 @@ def check_checkpoint(output: str) -> str:
     )
 
 
-def check_data(source: str) -> str:
-    """The data source can be read; skipped for generated data."""
+def check_data(source: str, settings: S3Settings | None = None) -> str:
+    """The data source can be read (with the storage `settings`); skipped for generated data."""
     if source == "synthetic":
         raise Skip("data.source=synthetic: generated on the spot, nothing to reach")
     if source.startswith(("http://", "https://")):
@@ -204,13 +191,13 @@ def check_data(source: str) -> str:
             length = response.headers.get("Content-Length")
         size = f", {_size(int(length))}" if length else ""
         return f"{source} answers HTTP {response.status_code}{size}"
-    check_source(source)
+    check_source(source, settings)
     return f"{source} can be read"
 
 
 def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
     """Run every check with the output and data that `overrides` configure; the exit code."""
-    cfg = compose_config(overrides)
+    cfg = compose(overrides)
     stamp = versions()
     print(
         f"inat {stamp['inat']}, torch {stamp['torch']}, Python {stamp['python']}; "
@@ -227,12 +214,10 @@ def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
             run_check("accelerator", lambda: check_accelerator(require_gpu)),
             run_check("training", check_training),
         ]
-        # The trainer configured its own (default) storage settings; the checks below use
-        # the ones `overrides` give.
-        configure(cfg.storage)
+        settings = storage_settings(cfg.storage)
         outcomes += [
-            run_check("checkpoint", lambda: check_checkpoint(str(cfg.output))),
-            run_check("data", lambda: check_data(str(cfg.data.source))),
+            run_check("checkpoint", lambda: check_checkpoint(str(cfg.output), settings)),
+            run_check("data", lambda: check_data(str(cfg.data.source), settings)),
         ]
     finally:
         logger.setLevel(level)

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inat.config import PIPELINES
 from inat.data.batch_transform import BatchTransform, unchanged
 from inat.data.cache import cache_folder
 from inat.data.datasets import ImageFolderDataset, build_transform, find_unreadable
@@ -22,6 +21,7 @@ from inat.data.sources import resolve_source
 from inat.data.split import stratified_split
 from inat.data.workers import resolve_workers
 from inat.errors import ConfigError, DataError
+from inat.storage import S3Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,17 @@ def _readable_samples(
     return samples, [f"{split}/{relpath}" for relpath in sorted(bad)]
 
 
-def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
+def build_dataloaders(
+    cfg: Mapping[str, Any], seed: int, settings: S3Settings | None = None
+) -> DataLoaders:
     """The loaders for the `data` config group `cfg` (keys as in configs/data/nature12k.yaml).
 
     The validation split depends on data.split_seed only; `seed` (the run's seed)
-    drives the training order and augmentation of a loader used on its own.
+    drives the training order and augmentation of a loader used on its own; `settings`
+    are the storage settings of an s3:// source.
     """
-    root = resolve_source(_setting(cfg, "source"), cfg.get("cache_dir"), cfg.get("synthetic"))
+    source = _setting(cfg, "source")
+    root = resolve_source(source, cfg.get("cache_dir"), cfg.get("synthetic"), settings)
     classes = find_classes(root)
     num_classes = _setting(cfg, "num_classes")
     if len(classes) != num_classes:
@@ -123,7 +127,7 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
     if pipeline == "prepared":
         files = {"train": [path for path, _ in train_all], "val": [path for path, _ in test]}
         cache = cache_folder(cfg.get("cache_dir"))
-        folder = prepare(str(cfg["source"]), root, files, image_size, cache)
+        folder = prepare(str(source), root, files, image_size, cache, settings)
         datasets: tuple[Dataset, ...] = (
             PreparedImages(folder, "train", train),
             PreparedImages(folder, "train", val),
@@ -131,7 +135,7 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
         )
         collates = (collate_channels_last, collate_normalized, collate_normalized)
         train_transform = BatchTransform(augment)
-    elif pipeline == "images":
+    else:  # images
         plain = build_transform(image_size, augment=False)
         augmented = build_transform(image_size, augment=True) if augment else plain
         datasets = (
@@ -140,8 +144,6 @@ def build_dataloaders(cfg: Mapping[str, Any], seed: int) -> DataLoaders:
             ImageFolderDataset(root / "val", test, plain),
         )
         collates = (None, None, None)
-    else:
-        raise ConfigError(f"data.pipeline={pipeline!r} is not allowed: use one of {PIPELINES}.")
     workers = resolve_workers(_setting(cfg, "num_workers"))
     options: dict[str, Any] = {
         "batch_size": _setting(cfg, "batch_size"),

@@ -30,7 +30,7 @@ from inat.data.cache import cache_key, cached_entry
 from inat.data.shards import FORMAT, INDEX, read_index, write_index, write_shards
 from inat.data.workers import usable_cpus
 from inat.secrets import redact
-from inat.storage import Storage, atomic_write, is_s3, open_storage
+from inat.storage import S3Settings, Storage, atomic_write, is_s3, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,12 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _places(source: str, cache_dir: Path) -> tuple[Path, Storage | None]:
+def _places(
+    source: str, cache_dir: Path, settings: S3Settings | None
+) -> tuple[Path, Storage | None]:
     """(the local folder of the entries of `source`, the storage they are published to)."""
     if is_s3(source):
-        return cache_dir, open_storage(source.rstrip("/") + SUFFIX)
+        return cache_dir, open_storage(source.rstrip("/") + SUFFIX, settings)
     path = Path(source).expanduser()
     if path.exists():
         path = path.resolve()
@@ -148,16 +150,18 @@ def prepare(
     files: Mapping[str, Sequence[str]],
     side: int,
     cache_dir: Path,
+    settings: S3Settings | None = None,
 ) -> Path:
     """The folder of the prepared images of `files` (split -> paths relative to root/split).
 
     `root` is where resolve_source(`source`) put the data set. The entry is found in place,
-    copied from where `source`'s entries are published, or built (and published).
+    copied from where `source`'s entries are published, or built (and published);
+    `settings` are the storage settings of an s3:// source.
     """
     relpaths = [f"{split}/{relpath}" for split, names in files.items() for relpath in names]
     content = content_hash(root, relpaths, cache_dir)
     key = cache_key("prepared", f"{side}px", f"format={FORMAT} side={side} content={content}")
-    folder, shared = _places(source, cache_dir)
+    folder, shared = _places(source, cache_dir, settings)
     published = shared.child(key) if shared is not None else None
 
     def build(tmp: Path) -> None:

@@ -22,7 +22,7 @@ from inat.data.layout import find_root
 from inat.data.synthetic import SyntheticSpec, generate
 from inat.errors import DataError
 from inat.secrets import redact
-from inat.storage import Storage, is_s3, open_storage
+from inat.storage import S3Settings, Storage, is_s3, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,13 @@ def resolve_source(
     source: str,
     cache_dir: str | Path | None = None,
     synthetic: Mapping[str, Any] | None = None,
+    settings: S3Settings | None = None,
 ) -> Path:
     """Make the data set available locally; return the root folder that holds train/ and val/.
 
     `cache_dir` defaults to default_cache_dir(); `synthetic` is the data config's
-    `synthetic` group, read only when `source` is "synthetic".
+    `synthetic` group, read only when `source` is "synthetic"; `settings` are the storage
+    settings of an s3:// source.
     """
     source = str(source)
     cache = cache_folder(cache_dir)
@@ -52,8 +54,8 @@ def resolve_source(
         uri = source.rstrip("/")
         if uri.lower().endswith(".zip"):
             parent, name = uri.rsplit("/", 1)
-            return from_storage_zip(open_storage(parent), name, source, cache)
-        return from_storage_tree(open_storage(uri), source, cache)
+            return from_storage_zip(open_storage(parent, settings), name, source, cache)
+        return from_storage_tree(open_storage(uri, settings), source, cache)
     path = Path(source).expanduser()
     if path.is_dir():
         root = find_root(path)
@@ -69,10 +71,11 @@ def resolve_source(
     )
 
 
-def check_source(source: str) -> None:
+def check_source(source: str, settings: S3Settings | None = None) -> None:
     """Fail at once, before training starts, if a local or s3:// data source cannot be read.
 
-    URLs and "synthetic" are checked when they are fetched or made.
+    URLs and "synthetic" are checked when they are fetched or made; `settings` are the
+    storage settings of an s3:// source.
     """
     source = str(source)
     if source == SYNTHETIC or source.startswith(("http://", "https://")):
@@ -81,9 +84,9 @@ def check_source(source: str) -> None:
         uri = source.rstrip("/")
         if uri.lower().endswith(".zip"):
             parent, name = uri.rsplit("/", 1)
-            open_storage(parent).check_readable(name)
+            open_storage(parent, settings).check_readable(name)
         else:
-            open_storage(uri).check_readable()
+            open_storage(uri, settings).check_readable()
         return
     if not Path(source).expanduser().exists():
         raise DataError(

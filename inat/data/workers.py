@@ -11,8 +11,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from inat.errors import ConfigError
-
 AUTO = "auto"
 MAX_AUTO_WORKERS = 8  # beyond this, more workers rarely load faster and each holds memory
 
@@ -82,11 +80,5 @@ def auto_workers(environ: Mapping[str, str] | None = None, **cgroup: Path) -> in
 
 
 def resolve_workers(value: int | str) -> int:
-    """data.num_workers as a number: `auto` becomes auto_workers()."""
-    if value == AUTO:
-        return auto_workers()
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(
-            f"data.num_workers={value!r} is not allowed: use auto or an integer >= 0."
-        )
-    return value
+    """data.num_workers (checked by the schema) as a number: `auto` becomes auto_workers()."""
+    return auto_workers() if value == AUTO else int(value)

@@ -15,15 +15,22 @@ from inat.errors import ConfigError, InatError
 from inat.models.finetune import FineTuneModel
 from inat.models.params import ParamGroup, count_parameters
 from inat.models.scratch import ScratchCNN
+from inat.storage import S3Settings
 
 
-def build_model(cfg: DictConfig, num_classes: int, image_size: int) -> nn.Module:
+def build_model(
+    cfg: DictConfig, num_classes: int, image_size: int, settings: S3Settings | None = None
+) -> nn.Module:
     """The model of the `model` config group (its `_target_`).
 
+    A model that reads weights (`model.weights`) gets the storage `settings` for them.
     A bad value raises the model's own ConfigError, not Hydra's wrapper around it.
     """
+    reads_weights = {"settings": settings} if "weights" in cfg else {}
     try:
-        return instantiate(cfg, num_classes=num_classes, image_size=image_size)
+        # A partial, called here: instantiate would turn the settings into a DictConfig.
+        build = instantiate(cfg, _partial_=True)
+        return build(num_classes=num_classes, image_size=image_size, **reads_weights)
     except InstantiationException as e:
         if isinstance(e.__cause__, InatError):
             raise e.__cause__ from None

@@ -15,11 +15,8 @@ from torch import nn
 from torchvision.models import get_model
 from torchvision.models.vision_transformer import interpolate_embeddings
 
-from inat.errors import ConfigError
-from inat.models import checks
+from inat import schema
 from inat.models.weights import StateDict
-
-MIN_IMAGE_SIZE = 32  # the CNNs below downsample by 32; a smaller image leaves no pixel
 
 
 @dataclass(frozen=True)
@@ -29,21 +26,7 @@ class Backbone:
     name: str
     head: str  # the module holding the ImageNet classifier, replaced by the new head
     stages: Callable[[nn.Module], list[list[nn.Module]]]  # shallow to deep; the unit of last_k
-    patch_size: int | None = None  # ViTs: image_size must be a multiple of it
-
-    def check_image_size(self, image_size: int) -> None:
-        """Raise ConfigError unless the architecture can take images of this side."""
-        checks.positive_int("data.image_size", image_size)
-        if image_size < MIN_IMAGE_SIZE:
-            raise ConfigError(
-                f"data.image_size={image_size} is too small for {self.name}; "
-                f"use at least {MIN_IMAGE_SIZE}"
-            )
-        if self.patch_size and image_size % self.patch_size:
-            raise ConfigError(
-                f"data.image_size={image_size} must be a multiple of {self.name}'s "
-                f"patch size {self.patch_size}"
-            )
+    patch_size: int | None = None  # ViTs: image_size must be a multiple of it (the schema checks)
 
     def build(self, image_size: int) -> nn.Module:
         """The ImageNet architecture, randomly initialised, for images of this side."""
@@ -101,3 +84,5 @@ BACKBONES: dict[str, Backbone] = {
         Backbone("vit_b_16", "heads", _vit_stages, patch_size=16),
     )
 }
+assert tuple(BACKBONES) == schema.BACKBONES, "the schema's choices and the backbones differ"
+assert {b.name: b.patch_size for b in BACKBONES.values() if b.patch_size} == schema.PATCH_SIZES

@@ -7,12 +7,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from inat.errors import ConfigError
-from inat.models import checks
 from inat.models.backbones import BACKBONES
 from inat.models.params import ParamGroup, trainable_groups
 from inat.models.weights import load_weights, read_weights
-
-STRATEGIES = ("head", "last_k", "full")
+from inat.storage import S3Settings
 
 
 class FineTuneModel(nn.Module):
@@ -24,7 +22,9 @@ class FineTuneModel(nn.Module):
 
     `weights`: a torchvision weights name (DEFAULT, IMAGENET1K_V2, ...), a local
     file or s3:// URI of the ImageNet model's state dict, or None for random
-    initialisation. Every argument is checked before any weights are read.
+    initialisation, read with the storage `settings`. The values come checked from the
+    config's schema (`inat.schema.FineTuneConfig`); `last_k` is checked against the
+    backbone's stages before any weights are read.
     """
 
     def __init__(
@@ -38,24 +38,22 @@ class FineTuneModel(nn.Module):
         dropout: float,
         num_classes: int,
         image_size: int,
+        settings: S3Settings | None = None,
     ) -> None:
         super().__init__()
-        spec = BACKBONES[checks.choice("model.backbone", backbone, BACKBONES)]
-        checks.choice("model.strategy", strategy, STRATEGIES)
-        self.backbone_lr_scale = checks.positive_float("model.backbone_lr_scale", backbone_lr_scale)
-        dropout = checks.probability("model.dropout", dropout)
-        num_classes = checks.positive_int("data.num_classes", num_classes)
-        spec.check_image_size(image_size)
+        spec = BACKBONES[backbone]
+        self.backbone_lr_scale = float(backbone_lr_scale)
 
         net = spec.build(image_size)
         stages = spec.stages(net)
-        if strategy == "last_k" and (type(last_k) is not int or not 1 <= last_k <= len(stages)):
+        # The one value checked here, not by the schema: the stage count is the network's.
+        if strategy == "last_k" and last_k > len(stages):
             raise ConfigError(
                 f"model.last_k={last_k!r} is not allowed; {backbone} has {len(stages)} stages, "
                 f"choose 1 to {len(stages)} (or model.strategy=full)"
             )
         if weights is not None:
-            state = read_weights(backbone, str(weights))
+            state = read_weights(backbone, str(weights), settings)
             load_weights(net, spec.adapt_state_dict(state, image_size), str(weights), backbone)
         in_features = spec.remove_head(net)
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from inat.errors import ConfigError
-from inat.models import checks
+from inat import schema
 from inat.models.params import ParamGroup, trainable_groups
+from inat.schema import NUM_BLOCKS
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -17,43 +17,14 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "mish": nn.Mish,
 }
-NUM_BLOCKS = 5
-MIN_IMAGE_SIZE = 2**NUM_BLOCKS  # each block halves the side; 5 halvings of 32 leave 1 pixel
+assert tuple(ACTIVATIONS) == schema.ACTIVATIONS, "the schema's choices and the classes differ"
 
 
-def _as_list(value: object) -> list | None:
-    """`value` as a list if it is a sequence (Hydra passes a ListConfig), else None."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return list(value)
-    return None
-
-
-def _filters(value: object) -> list[int]:
-    values = _as_list(value)
-    if values is None or len(values) != NUM_BLOCKS:
-        got = repr(value) if values is None else f"{len(values)}: {values}"
-        raise ConfigError(f"model.filters must list {NUM_BLOCKS} channel counts, got {got}")
-    return [checks.positive_int(f"model.filters[{i}]", v) for i, v in enumerate(values)]
-
-
-def _kernel_sizes(value: object) -> list[int]:
-    values = _as_list(value)
-    if values is None:
-        sizes, keys = [value] * NUM_BLOCKS, ["model.kernel_size"] * NUM_BLOCKS
-    elif len(values) == NUM_BLOCKS:
-        sizes, keys = values, [f"model.kernel_size[{i}]" for i in range(NUM_BLOCKS)]
-    else:
-        raise ConfigError(
-            f"model.kernel_size must be one size or a list of {NUM_BLOCKS}, "
-            f"got {len(values)}: {values}"
-        )
-    for key, size in zip(keys, sizes, strict=True):
-        if checks.positive_int(key, size) % 2 == 0:
-            # An even kernel cannot be padded symmetrically to keep the side unchanged.
-            raise ConfigError(
-                f"{key}={size} must be odd so that a convolution keeps the image size"
-            )
-    return sizes
+def _kernel_sizes(kernel_size: int | Sequence[int]) -> list[int]:
+    """One odd size per block: `kernel_size` itself, or the same size for all."""
+    if isinstance(kernel_size, int):
+        return [kernel_size] * NUM_BLOCKS
+    return list(kernel_size)
 
 
 class ScratchCNN(nn.Module):
@@ -61,7 +32,7 @@ class ScratchCNN(nn.Module):
 
     Convolutions keep the side of the image ("same" padding), so only the pools
     shrink it: the dense layer sees `filters[-1] * (image_size // 32) ** 2` features.
-    Every argument is checked here, so a bad config fails before any data is read.
+    The values come checked from the config's schema (`inat.schema.ScratchCNNConfig`).
     """
 
     def __init__(
@@ -77,18 +48,10 @@ class ScratchCNN(nn.Module):
         image_size: int,
     ) -> None:
         super().__init__()
-        channels = _filters(filters)
+        channels = list(filters)
         kernels = _kernel_sizes(kernel_size)
-        act = ACTIVATIONS[checks.choice("model.activation", activation, ACTIVATIONS)]
-        batch_norm = checks.flag("model.batch_norm", batch_norm)
-        dropout = checks.probability("model.dropout", dropout)
-        dense_neurons = checks.positive_int("model.dense_neurons", dense_neurons)
-        num_classes = checks.positive_int("data.num_classes", num_classes)
-        if checks.positive_int("data.image_size", image_size) < MIN_IMAGE_SIZE:
-            raise ConfigError(
-                f"data.image_size={image_size} is too small for {NUM_BLOCKS} max-pool blocks; "
-                f"use at least {MIN_IMAGE_SIZE}"
-            )
+        act = ACTIVATIONS[activation]
+        assert len(channels) == len(kernels) == NUM_BLOCKS, "the schema allows 5 blocks only"
 
         blocks = []
         in_channels = 3

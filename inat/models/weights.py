@@ -11,21 +11,22 @@ from torch import nn
 from torchvision.models import WeightsEnum, get_model_weights
 
 from inat.errors import ConfigError, TransientError
-from inat.storage import is_s3, open_storage
+from inat.storage import S3Settings, is_s3, open_storage
 
 StateDict = dict[str, torch.Tensor]
 _SHOWN = 5  # keys listed per kind of mismatch
 
 
-def read_weights(backbone: str, weights: str) -> StateDict:
+def read_weights(backbone: str, weights: str, settings: S3Settings | None = None) -> StateDict:
     """The ImageNet state dict (1000-class head included) that `model.weights` names.
 
     `weights` is a torchvision weights name of `backbone` (DEFAULT, IMAGENET1K_V1, ...),
     downloaded into $TORCH_HOME unless cached there, or a local file or s3:// URI
-    of a state dict saved with `torch.save(model.state_dict(), path)`.
+    of a state dict saved with `torch.save(model.state_dict(), path)`, read with the
+    storage `settings`.
     """
     if is_s3(weights):
-        return _read_s3(weights)
+        return _read_s3(weights, settings)
     names = get_model_weights(backbone).__members__
     if weights in names:
         return _download(backbone, names[weights])
@@ -83,14 +84,14 @@ def _download(backbone: str, weights: WeightsEnum) -> StateDict:
         ) from e
 
 
-def _read_s3(uri: str) -> StateDict:
+def _read_s3(uri: str, settings: S3Settings | None) -> StateDict:
     parent, _, name = uri.rpartition("/")
     if not name or parent == "s3:/":
         raise ConfigError(f"model.weights={uri!r} must name a file: s3://BUCKET/PATH/FILE")
     with tempfile.TemporaryDirectory(prefix="inat-weights-") as tmp:
         local = Path(tmp) / name
         try:
-            open_storage(parent).download_file(name, local)
+            open_storage(parent, settings).download_file(name, local)
         except FileNotFoundError as e:
             raise ConfigError(f"model.weights={uri!r} does not exist") from e
         return _read_file(local, uri)

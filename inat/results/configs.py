@@ -5,17 +5,22 @@ Hydra overrides of the default config, or a complete config file.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from inat import configs
+from inat.compose import compose
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
 # point is, so left out of point names and of the overrides that reproduce a run.
 LOCATION_KEYS = frozenset({"output", "name", "run_dir", "data.cache_dir"})
+CONFIG_DIR = Path(configs.__file__).parent
+# The key whose value tells which option of a group a resolved config was composed from.
+_IDENTITY = {"model": "_target_", "optimizer": "_target_", "scheduler": "name"}
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -32,26 +37,47 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def default_config() -> dict[str, Any]:
     """`inat train`'s config with no overrides, resolved."""
-    with initialize_config_module("inat.configs", version_base="1.3"):
-        return OmegaConf.to_container(compose("train"), resolve=True)
+    return OmegaConf.to_container(compose(), resolve=True)
+
+
+def group_options(config: Mapping[str, Any]) -> dict[str, str | None]:
+    """The option of each group that holds classes (model, optimizer, scheduler, logger)
+    that a resolved `config` was composed from; a group none of whose options fits is left
+    out. None: the group is not used (logger=null)."""
+    options: dict[str, str | None] = {}
+    for group, key in _IDENTITY.items():
+        value = (config.get(group) or {}).get(key)
+        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            if OmegaConf.load(path).get(key) == value:
+                options[group] = path.stem
+                break
+    options["logger"] = "wandb" if config.get("logger") else None
+    return options
 
 
 def overrides_for(config: Mapping[str, Any]) -> list[str]:
     """Hydra overrides that turn `inat train`'s default config into `config`, locations aside.
 
-    Keys the default lacks are added (+key=...), keys `config` lacks are deleted (~key),
-    so the list holds whatever groups the run was composed from.
+    The groups `config` was composed from come first (model=finetune, ...), then the keys
+    whose values differ; a key no schema has is added (+key=...), which the config's
+    validation then refuses by name.
     """
+    default = default_config()
+    choices = [
+        f"{group}={option or 'null'}"
+        for group, option in group_options(config).items()
+        if group_options(default).get(group) != option
+    ]
+    base = OmegaConf.to_container(compose(choices), resolve=True) if choices else default
     want = {k: v for k, v in flatten(config).items() if k not in LOCATION_KEYS}
-    have = {k: v for k, v in flatten(default_config()).items() if k not in LOCATION_KEYS}
-    deleted = [f"~{key}" for key in have if key not in want]
+    have = {k: v for k, v in flatten(base).items() if k not in LOCATION_KEYS}
     changed = [
         f"{key}={override_value(value)}"
         for key, value in want.items()
         if key in have and have[key] != value
     ]
     added = [f"+{key}={override_value(value)}" for key, value in want.items() if key not in have]
-    return [*deleted, *changed, *added]
+    return [*choices, *changed, *added]
 
 
 def config_file(config: Mapping[str, Any], name: str, header: str) -> str:
@@ -59,12 +85,32 @@ def config_file(config: Mapping[str, Any], name: str, header: str) -> str:
 
     It holds the whole resolved `config` under a new run `name`, so a retrain writes to
     `${output}/<name>` instead of the original run directory; `header` is its comment.
+    Its defaults list types it with the schemas of the groups it was composed from.
     """
+    schemas = [
+        f"/schema/{group}/{_schema_of(group, option)}@{group}"
+        for group, option in group_options(config).items()
+        if option is not None
+    ]
     document = {
-        "defaults": [{"hydra": "default"}, "_self_"],
+        "defaults": [
+            {"hydra": "default"},
+            "/schema/train@_here_",
+            "/schema/data/nature12k@data",
+            "/schema/trainer/default@trainer",
+            "/schema/storage/default@storage",
+            *schemas,
+            "_self_",
+        ],
         **config,
         "name": name,
         "run_dir": "${output}/${name}",
     }
     comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
     return comment + yaml.safe_dump(document, sort_keys=False)
+
+
+def _schema_of(group: str, option: str) -> str:
+    """The schema an option's YAML file extends (`/schema/optimizer/adam@_here_` -> adam)."""
+    first = OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml").defaults[0]
+    return str(first).split("@")[0].rpartition("/")[2]

@@ -1,7 +1,7 @@
 """One storage layer for data, checkpoints and results: local paths and s3:// URIs.
 
-    configure(cfg.storage)                             # once, at start
-    storage = open_storage("s3://bucket/runs/exp1")   # or a local path
+    settings = storage_settings(cfg.storage)                     # the storage config group
+    storage = open_storage("s3://bucket/runs/exp1", settings)   # or a local path
     storage.write_json("result.json", {...})
 
 No other module talks to boto3 directly.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from inat.storage.base import Storage
 from inat.storage.local import LocalStorage, atomic_write
-from inat.storage.settings import configure
+from inat.storage.settings import S3Settings, configure, current, storage_settings
 
 
 def is_s3(uri: str) -> bool:
@@ -19,13 +19,26 @@ def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
 
 
-def open_storage(uri: str) -> Storage:
-    """The storage for a local path or an s3://bucket/prefix URI."""
+def open_storage(uri: str, settings: S3Settings | None = None) -> Storage:
+    """The storage for a local path or an s3://bucket/prefix URI.
+
+    `settings` configure S3 (the `storage` config group); None: the defaults, which defer
+    to the environment (until the trainer passes its own: those of `configure`).
+    """
     if is_s3(uri):
         from inat.storage.s3 import S3Storage
 
-        return S3Storage(uri)
+        return S3Storage(uri, settings if settings is not None else current())
     return LocalStorage(uri)
 
 
-__all__ = ["LocalStorage", "Storage", "atomic_write", "configure", "is_s3", "open_storage"]
+__all__ = [
+    "LocalStorage",
+    "S3Settings",
+    "Storage",
+    "atomic_write",
+    "configure",
+    "is_s3",
+    "open_storage",
+    "storage_settings",
+]

@@ -2,7 +2,7 @@
 
 The only module that talks to boto3. Configuration is boto3's own (credential
 chain, AWS_ENDPOINT_URL[_S3], AWS_REGION, AWS config files), overridden by the
-`storage` settings (`inat.storage.configure`) where those are not null.
+`storage` settings given to `open_storage` where those are not null.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inat.errors import ConfigError, StorageError, TransientError
 from inat.progress import TransferProgress
-from inat.storage import settings as storage_settings
 from inat.storage.base import Storage, clean_relpath
 from inat.storage.local import atomic_write
 from inat.storage.s3_errors import translate
@@ -96,10 +95,10 @@ def _make_client(settings: S3Settings) -> BaseClient:
 class S3Storage(Storage):
     """The objects under s3://bucket/prefix; relative paths are keys below the prefix."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, settings: S3Settings | None = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.uri = self._uri(self.prefix)
-        settings = storage_settings.current()
+        settings = settings or S3Settings()
         self._client = _make_client(settings)
         self._threshold = settings.multipart_threshold
         self._transfer = TransferConfig(

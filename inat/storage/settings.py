@@ -1,76 +1,44 @@
-"""Process-wide settings for object storage: the `storage` config group.
+"""The settings of object storage, the `storage` config group, passed to `open_storage`.
 
-The trainer calls `configure(cfg.storage)` once at start; every `open_storage`
-afterwards uses those settings. Keys and defaults mirror
-`inat/configs/storage/default.yaml`.
+    settings = storage_settings(cfg.storage)               # checked by the schema
+    run = open_storage("s3://bucket/runs/exp1", settings)
+
+No settings (None) are the defaults, which defer to boto3's own chain (AWS_* variables,
+the AWS config files) wherever a default is null: what `inat results`, `evaluate` and
+`predict` use, having no config. The keys, defaults and allowed values are the schema's
+(`inat.schema.S3Settings`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
-from inat.errors import ConfigError
+from omegaconf import DictConfig, OmegaConf
 
-RETRY_MODES = ("standard", "adaptive", "legacy")
-ADDRESSING_STYLES = ("auto", "path", "virtual")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """How to reach and talk to S3; None leaves a value to boto3's own configuration chain."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    addressing_style: str | None = None
-    retry_mode: str | None = "standard"
-    max_attempts: int | None = 10
-    connect_timeout: float = 10
-    read_timeout: float = 60
-    multipart_threshold_mb: float = 64
-
-    def __post_init__(self) -> None:
-        _check_choice("retry_mode", self.retry_mode, RETRY_MODES)
-        _check_choice("addressing_style", self.addressing_style, ADDRESSING_STYLES)
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise ConfigError(f"storage.max_attempts must be at least 1, got {self.max_attempts}")
-        for name in ("connect_timeout", "read_timeout", "multipart_threshold_mb"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"storage.{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def multipart_threshold(self) -> int:
-        """The multipart threshold in bytes."""
-        return int(self.multipart_threshold_mb * 1024 * 1024)
+from inat.schema import S3Settings
 
 
-def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
-    if value is not None and value not in allowed:
-        choices = ", ".join(allowed)
-        raise ConfigError(f"storage.{name} must be one of {choices} or null, got {value!r}")
+def storage_settings(storage: Mapping[str, Any] | None) -> S3Settings:
+    """The S3Settings of a `storage` group (cfg.storage or a plain mapping); None: defaults."""
+    if storage is None:
+        return S3Settings()
+    if isinstance(storage, DictConfig):
+        storage = OmegaConf.to_container(storage, resolve=True)
+    return S3Settings(**storage)
 
 
+# -- transitional: inat/train/trainer.py still calls configure(cfg.storage) and opens
+# storage without settings. Delete both once it passes storage_settings(cfg.storage) on.
 _current = S3Settings()
 
 
-def configure(settings: Mapping[str, Any] | None) -> None:
-    """Use `settings` (the `storage` config group) for every storage opened from now on.
-
-    None restores the defaults, which defer to the environment (AWS_* variables,
-    the AWS config files) wherever a default is null.
-    """
+def configure(storage: Mapping[str, Any] | None) -> None:
+    """Transitional: the settings `open_storage` uses when it is given none."""
     global _current
-    given = dict(settings or {})
-    known = {f.name for f in fields(S3Settings)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown storage setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-        )
-    _current = S3Settings(**given)
+    _current = storage_settings(storage)
 
 
 def current() -> S3Settings:
-    """The settings given to the latest `configure` call (defaults before any)."""
+    """Transitional: the settings of the latest `configure` call (defaults before any)."""
     return _current

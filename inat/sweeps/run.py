@@ -14,13 +14,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from inat.compose import compose
 from inat.errors import ConfigError, InatError, Interrupted
 from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
-from inat.storage import Storage, configure, open_storage
+from inat.storage import Storage, open_storage, storage_settings
 from inat.sweeps.jobs import Point, expand
 from inat.sweeps.summary import write_summary, write_summary_if_ended
 
@@ -33,11 +32,30 @@ def compose_point(job: dict[str, Any], point: Point, overrides: Sequence[str]) -
     `overrides` (from the command line or the chart) come last, so they say where to
     read and write (output=..., data.source=...) for every point alike.
     """
-    with initialize_config_module("inat.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[*point.overrides, f"name={job['name']}", *overrides])
+    cfg = compose([*point.overrides, f"name={job['name']}", *overrides])
     sweep_dir = f"{cfg.output}/{job['name']}"
     cfg.run_dir = f"{sweep_dir}/{point.name}" if job.get("sweep") else sweep_dir
     return cfg
+
+
+def compose_all(job: dict[str, Any], overrides: Sequence[str]) -> list[DictConfig]:
+    """Every point's config, composed and validated before any point trains.
+
+    Raises one ConfigError with a line per point that does not compose.
+    """
+    points = expand(job)
+    configs, bad = [], []
+    for point in points:
+        try:
+            configs.append(compose_point(job, point, overrides))
+        except ConfigError as e:
+            bad.append(f"point {point.index} ({point.name}): {e}")
+    if bad:
+        raise ConfigError(
+            f"{len(bad)} of {len(points)} point(s) of {job['name']} have a bad config; "
+            "nothing was trained:\n" + "\n".join(bad)
+        )
+    return configs
 
 
 def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
@@ -45,8 +63,7 @@ def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
     # Without the swept values: a point whose values do not compose must fail alone.
     base = Point(0, "", (), tuple(str(o) for o in job.get("overrides") or ()))
     cfg = compose_point(job, base, overrides)
-    configure(cfg.storage)
-    return open_storage(f"{cfg.output}/{job['name']}")
+    return open_storage(f"{cfg.output}/{job['name']}", storage_settings(cfg.storage))
 
 
 def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -> None:
@@ -124,7 +141,7 @@ def _run_sweep_point(
 
     try:
         cfg = compose_point(job, point, overrides)
-    except HydraException as e:
+    except ConfigError as e:
         error = f"point {point.name}: {e}"
         mark_failed(storage.child(point.name), error)
         raise ConfigError(error) from e
@@ -143,8 +160,11 @@ def _run_sweep_point(
 def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:
     """Train every point here, one after another; a failed point does not stop the others.
 
-    Returns the sweep's summary (None for a single run).
+    Every point is composed first: a bad config in any of them fails the sweep (ConfigError,
+    one line per bad point) before anything trains. Returns the sweep's summary (None for a
+    single run).
     """
+    compose_all(job, overrides)
     if not job.get("sweep"):
         run_point(job, 0, overrides)
         return None

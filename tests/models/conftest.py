@@ -1,21 +1,21 @@
-"""The repo's model configs, and models built from them with overrides per test."""
+"""The repo's model configs, composed through the typed schema, and models built from them
+with overrides per test."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-import inat
+from inat.compose import compose
 from inat.models import FineTuneModel, ScratchCNN
 
 
 def load_model_config(name: str) -> DictConfig:
-    """`inat/configs/model/<name>.yaml` as Hydra loads it."""
-    return OmegaConf.load(Path(inat.__file__).parent / "configs" / "model" / f"{name}.yaml")
+    """The model group of `inat train model=<name>`, composed and validated."""
+    return compose([f"model={name}"]).model
 
 
 def config_kwargs(name: str) -> dict[str, Any]:

@@ -121,33 +121,8 @@ def test_vit_position_embeddings_are_resized_to_the_image_size():
     load_weights(vit.build(48), adapted, "vit-224.pt", "vit_b_16")
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (
-            {"backbone": "resnet51"},
-            "model.backbone='resnet51' is not allowed; choose one of resnet18, resnet50,",
-        ),
-        (
-            {"strategy": "partial"},
-            "model.strategy='partial' is not allowed; choose one of head, last_k, full",
-        ),
-        (
-            {"strategy": "last_k", "last_k": 5},
-            "model.last_k=5 is not allowed; resnet18 has 4 stages, choose 1 to 4",
-        ),
-        ({"strategy": "last_k", "last_k": 0}, "model.last_k=0 is not allowed"),
-        ({"strategy": "last_k", "last_k": 1.5}, "model.last_k=1.5 is not allowed"),
-        ({"backbone_lr_scale": 0}, "model.backbone_lr_scale=0 must be a number above 0"),
-        ({"dropout": 1.5}, "model.dropout=1.5 must be a number in [0, 1)"),
-        ({"image_size": 16}, "data.image_size=16 is too small for resnet18; use at least 32"),
-        (
-            {"backbone": "vit_b_16", "image_size": 40},
-            "data.image_size=40 must be a multiple of vit_b_16's patch size 16",
-        ),
-    ],
-)
-def test_bad_value_names_the_key(make_finetune, overrides, message):
+def test_last_k_beyond_the_backbone_s_stages_names_the_key(make_finetune):
+    # The schema checks last_k >= 1; how many stages there are only the network knows.
     with pytest.raises(ConfigError) as info:
-        make_finetune(**overrides)
-    assert message in str(info.value)
+        make_finetune(strategy="last_k", last_k=5)
+    assert "model.last_k=5 is not allowed; resnet18 has 4 stages, choose 1 to 4" in str(info.value)

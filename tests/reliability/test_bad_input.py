@@ -165,3 +165,12 @@ def test_broken_data_sets_are_refused_with_exit_65(tmp_path, case, message):
     assert message in out and "Traceback" not in out
     assert not (tmp_path / "outside.jpg").exists()
     assert not (tmp_path / "out" / "default" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "2"])
+def test_a_bad_max_bad_fraction_is_refused_before_any_image_is_read(tmp_path, value):
+    done = run_inat(tmp_path, *ARGS, *location(tmp_path), f"data.max_bad_fraction={value}")
+    out = done.stdout + done.stderr
+    assert done.returncode == 65, out
+    assert "data.max_bad_fraction=" in out and "use a number in [0, 1)" in out
+    assert "Traceback" not in out and not (tmp_path / "cache").exists()

@@ -3,11 +3,14 @@ whatever groups it was composed from."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir, initialize_config_module
 from omegaconf import OmegaConf
 
-from inat.results.configs import LOCATION_KEYS, flatten, overrides_for
+from inat.compose import validate
+from inat.results.configs import CONFIG_DIR, LOCATION_KEYS, config_file, flatten, overrides_for
 
 
 def _resolved(overrides: list[str]) -> dict:
@@ -25,7 +28,8 @@ def _what(config: dict) -> dict:
         [],
         ["experiment=original_scratch", "data.source=s3://bucket/nature_12K.zip"],
         ["experiment=original_finetune", "logger=wandb", "model.strategy=last_k"],
-        ["model=finetune", "optimizer=adamw", "+trainer.note='a b'", "model.weights=null"],
+        ["model=finetune", "optimizer=adamw", "data.source='/data/my photos.zip'"],
+        ["scheduler=onecycle", "optimizer=sgd", "model.weights=null", "model=finetune"],
     ],
 )
 def test_the_overrides_of_a_config_compose_back_into_it(overrides):
@@ -35,7 +39,18 @@ def test_the_overrides_of_a_config_compose_back_into_it(overrides):
     assert _what(_resolved(derived)) == _what(config)
 
 
-def test_a_config_with_other_groups_adds_and_deletes_keys():
-    derived = overrides_for(_resolved(["model=finetune"]))
-    assert "~model.filters" in derived and "+model.backbone=resnet50" in derived
-    assert "model._target_=inat.models.FineTuneModel" in derived
+def test_a_config_with_other_groups_names_them():
+    derived = overrides_for(_resolved(["model=finetune", "model.dropout=0.5", "logger=wandb"]))
+    assert derived == ["model=finetune", "logger=wandb", "model.dropout=0.5"]
+
+
+def test_the_config_file_composes_back_into_the_config(tmp_path):
+    config = _resolved(["experiment=original_finetune", "optimizer=adamw", "name=run"])
+    # Beside inat's own configs, as `inat train --config-dir DIR --config-name best` sees it.
+    folder = shutil.copytree(CONFIG_DIR, tmp_path / "configs")
+    (folder / "best.yaml").write_text(config_file(config, "run-best", "the best point"))
+    with initialize_config_dir(str(folder), version_base="1.3"):
+        cfg = compose("best")
+    validate(cfg)
+    assert OmegaConf.get_type(cfg.optimizer).__name__ == "AdamConfig"
+    assert _what(OmegaConf.to_container(cfg, resolve=True)) == _what(config)

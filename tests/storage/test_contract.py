@@ -13,7 +13,7 @@ import pytest
 from s3server import S3Server
 
 from inat.errors import StorageError
-from inat.storage import LocalStorage, Storage, configure, open_storage
+from inat.storage import LocalStorage, S3Settings, Storage, open_storage
 from inat.storage.s3 import S3Storage
 
 
@@ -132,8 +132,7 @@ def test_large_file_goes_in_parts_with_progress(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],  # captured stderr is no TTY: progress goes to the log
 ) -> None:
-    configure({"multipart_threshold_mb": 5})
-    storage = open_storage(storage.uri)
+    storage = open_storage(storage.uri, S3Settings(multipart_threshold_mb=5))
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(20 * 2**20))
     caplog.set_level(logging.INFO, logger="inat.progress")

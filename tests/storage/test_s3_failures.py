@@ -18,7 +18,7 @@ import pytest
 from s3server import S3Server, free_port
 
 from inat.errors import ExitCode, StorageError, TransientError
-from inat.storage import Storage, configure
+from inat.storage import S3Settings, Storage
 from inat.storage.s3 import S3Storage
 
 OPERATIONS: dict[str, Callable[[Storage], object]] = {
@@ -157,10 +157,10 @@ def test_wrong_endpoint_is_transient(
     aws_env: dict[str, str], s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    configure({"endpoint_url": endpoint, "max_attempts": 2})
+    settings = S3Settings(endpoint_url=endpoint, max_attempts=2)
     caplog.set_level(logging.DEBUG, logger="botocore.retries.standard")
     with pytest.raises(TransientError) as caught:
-        S3Storage(f"s3://{s3_bucket}/run").write_text("x", "1")
+        S3Storage(f"s3://{s3_bucket}/run", settings).write_text("x", "1")
     message = str(caught.value)
     assert f"cannot reach S3 at {endpoint} for s3://{s3_bucket}/run/x" in message
     assert "storage.endpoint_url / AWS_ENDPOINT_URL" in message
@@ -173,8 +173,8 @@ def test_wrong_endpoint_is_transient(
 def test_server_down_for_good_is_transient_after_bounded_attempts(
     own_server: S3Server, aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    configure({"max_attempts": 3, "connect_timeout": 1})
-    storage = S3Storage("s3://outage/run")
+    settings = S3Settings(max_attempts=3, connect_timeout=1)
+    storage = S3Storage("s3://outage/run", settings)
     storage.write_text("before.txt", "1")
     own_server.stop()
     caplog.set_level(logging.DEBUG, logger="botocore.retries.standard")
@@ -194,10 +194,10 @@ def test_hung_server_times_out_as_transient(aws_env: dict[str, str]) -> None:
         hung.bind(("127.0.0.1", 0))
         hung.listen(8)
         endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
-        configure({"endpoint_url": endpoint, "max_attempts": 2, "read_timeout": 0.5})
+        settings = S3Settings(endpoint_url=endpoint, max_attempts=2, read_timeout=0.5)
         start = time.monotonic()
         with pytest.raises(TransientError, match="Read timeout") as caught:
-            S3Storage("s3://any-bucket/run").read_text("x")
+            S3Storage("s3://any-bucket/run", settings).read_text("x")
     assert time.monotonic() - start < 10
     assert_no_secrets(caught.value, aws_env)
 
@@ -224,8 +224,8 @@ class HoldRetries(logging.Filter):
 
 @pytest.mark.slow
 def test_operation_survives_server_restart(own_server: S3Server, aws_env: dict[str, str]) -> None:
-    configure({"max_attempts": 10, "connect_timeout": 1})
-    storage = S3Storage("s3://outage/run")
+    settings = S3Settings(max_attempts=10, connect_timeout=1)
+    storage = S3Storage("s3://outage/run", settings)
     own_server.stop()
     hold = HoldRetries()
     logger = logging.getLogger("botocore.retries.standard")

@@ -18,11 +18,10 @@ from typing import Any
 
 import hydra
 import yaml
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from inat.errors import ConfigError, ExitCode
+from inat.compose import compose
+from inat.errors import ExitCode
 from inat.rundir import SUMMARY, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point, expand, load_job, override_value
@@ -52,14 +51,7 @@ def _multirun(cfg: DictConfig) -> dict[str, Any]:
 def controller_config(name: str, overrides: Sequence[str]) -> DictConfig:
     """The controller's composed config, hydra node included; bad hydra.* overrides fail here,
     before anything is submitted."""
-    try:
-        with initialize_config_module("inat.configs", version_base="1.3"):
-            cfg = compose(CONFIG_NAME, [f"name={name}", *overrides], return_hydra_config=True)
-    except HydraException as e:
-        raise ConfigError(
-            f"the controller's overrides do not compose: {e}. The launcher's keys are in "
-            "configs/hydra/launcher/slurm.yaml"
-        ) from e
+    cfg = compose([f"name={name}", *overrides], CONFIG_NAME, hydra_node=True)
     Container.from_config(cfg.hydra.launcher.container)
     return cfg
 
@@ -73,10 +65,7 @@ def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
     points = expand(job)
     point_overrides, controller_overrides = split_overrides(overrides)
     log_dir = Path(controller_config(job["name"], controller_overrides).hydra.sweep.dir).absolute()
-    try:
-        storage = sweep_storage(job, point_overrides)
-    except HydraException as e:
-        raise ConfigError(f"the overrides do not compose: {e}") from e
+    storage = sweep_storage(job, point_overrides)
     if job.get("sweep"):
         write_manifest(storage, job, points)
         runs = {p.index: storage.child(p.name) for p in points}

@@ -1,0 +1,242 @@
+"""Composing `inat train`'s config, checked once: the one place a bad key or value is found.
+
+    cfg = compose(["optimizer.lr=0.01", "model=finetune"])   # a validated DictConfig
+
+Hydra refuses unknown keys and wrong types while it composes (the YAML files extend
+the schemas of inat/schema.py); `validate` then checks each field's `Rule` and the
+rules across keys. Every failure becomes one `ConfigError` (exit code 65) that names
+the key, what is allowed and, for a misspelt key, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from inat import schema
+from inat.errors import ConfigError
+
+CONFIG_MODULE = "inat.configs"
+# Where each primary config's keys are listed, for the end of an error message.
+HELP = {
+    "train": "`inat train --help` lists every group and key.",
+    "slurm_sweep": "The launcher's keys are in inat/configs/hydra/launcher/slurm.yaml.",
+}
+
+# What a field of each annotated type takes, for a value Hydra could not convert.
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "list[int]": "a list of integers",
+    "list[float]": "a list of numbers",
+    "list[str]": "a list of strings",
+}
+
+
+def compose(
+    overrides: Sequence[str] = (), config_name: str = "train", *, hydra_node: bool = False
+) -> DictConfig:
+    """The config `config_name` with Hydra `overrides`, validated; ConfigError if it is bad.
+
+    `hydra_node`: keep Hydra's own node (`cfg.hydra`), as a launcher needs it.
+    """
+    overrides = [str(o) for o in overrides]
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides, return_hydra_config=hydra_node)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise config_error(e, overrides, config_name) from e
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first key or value the schemas do not allow."""
+    for problem in problems(cfg):
+        raise ConfigError(problem)
+
+
+def problems(cfg: DictConfig) -> Iterator[str]:
+    """A message for each key of `cfg` its schema lacks and each value that breaks a rule."""
+    try:
+        yield from _node_problems(cfg, "")
+        # The rules across keys are those of a training run's config.
+        relations = schema.RELATIONS if OmegaConf.get_type(cfg) is schema.TrainConfig else ()
+        for relation in relations:
+            for key, allowed in relation(cfg):
+                yield _not_allowed(key, OmegaConf.select(cfg, key), allowed)
+    except OmegaConfBaseException as e:  # an interpolation that does not resolve
+        raise config_error(e, ()) from e
+
+
+def _node_problems(node: DictConfig, prefix: str) -> Iterator[str]:
+    kind = OmegaConf.get_type(node)
+    fields = {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else {}
+    for key in node:
+        if prefix == "" and key == "hydra":
+            continue
+        if fields and key not in fields:  # added with +key=...
+            tree = OmegaConf.to_container(node, resolve=False)
+            yield _unknown_key(f"{prefix}{key}", prefix.rstrip("."), {k: tree[k] for k in fields})
+            continue
+        child = node._get_node(key)
+        rule = fields[key].metadata.get("rule") if key in fields else None
+        if isinstance(child, DictConfig):
+            yield from _node_problems(child, f"{prefix}{key}.")
+        elif rule is not None:
+            value = node[key]
+            if isinstance(value, ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+            if not rule.accepts(value):
+                yield _not_allowed(f"{prefix}{key}", value, rule.allowed)
+
+
+def _not_allowed(key: str, value: Any, allowed: str) -> str:
+    return f"{key}={_shown(value)} is not allowed: use {allowed}."
+
+
+def _shown(value: Any) -> str:
+    """`value` as an override would write it."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, list):
+        return f"[{', '.join(map(_shown, value))}]"
+    return str(value)
+
+
+def config_error(
+    error: BaseException, overrides: Sequence[str], config_name: str = "train"
+) -> ConfigError:
+    """The one clear ConfigError for a Hydra or OmegaConf error while composing.
+
+    A key or value that a config file (an experiment, a group option) got wrong is named
+    with the file: `in experiment/x: optimizer.lrr is not a config key: ...`.
+    """
+    where = HELP.get(config_name, "")
+    if isinstance(error, MissingConfigException):
+        return _missing_option(error, where)
+    source = re.match(r"In '([^']+)'", str(error))
+    origin = f"in {source[1]}: " if source else ""
+    given = () if source else overrides  # a file's error is not about the overrides' values
+    cause = _omegaconf_cause(error)
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
+        return ConfigError(origin + _unknown_key_message(cause, given, where))
+    if isinstance(cause, ValidationError) and cause.full_key:
+        return ConfigError(origin + _wrong_type_message(cause, given))
+    detail = str(cause.msg if cause is not None else error).splitlines()[0]
+    if cause is not None and cause.full_key:
+        origin += f"{cause.full_key}: "
+    return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
+
+
+def _omegaconf_cause(error: BaseException | None) -> OmegaConfBaseException | None:
+    """The OmegaConf error below Hydra's (raised from it, or while handling it)."""
+    while error is not None:
+        if isinstance(error, OmegaConfBaseException):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _missing_option(error: MissingConfigException, where: str) -> ConfigError:
+    missing = error.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    if not group or not error.options:
+        return ConfigError(f"{str(error).splitlines()[0]}. {where}".strip())
+    options = sorted(error.options)
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f"; did you mean {group}={close[0]}?" if close else ""
+    return ConfigError(
+        f"{group}={option} is not an option of the {group} group: use one of "
+        f"{', '.join(options)}{hint}"
+    )
+
+
+def _unknown_key_message(
+    error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str], where: str
+) -> str:
+    full_key = str(error.full_key)
+    # The key as given: `optimzer.lr=1` fails at `optimzer`, and means optimizer.lr.
+    given = [_override_key(o) for o in overrides]
+    asked = next((k for k in given if k.startswith(f"{full_key}.")), full_key)
+    node = error.parent_node
+    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
+    siblings = {k: v for k, v in tree.items() if k != "hydra"} if isinstance(tree, dict) else {}
+    return _unknown_key(asked, full_key.rpartition(".")[0], siblings, where)
+
+
+def _unknown_key(
+    asked: str, parent: str, siblings: dict[str, Any], where: str = HELP["train"]
+) -> str:
+    """The message for an unknown key `asked` below `parent`, whose keys are `siblings`."""
+    known = list(_dotted(siblings, f"{parent}." if parent else ""))
+    close = difflib.get_close_matches(asked, known, n=1, cutoff=0.8)
+    if close:
+        hint = f"did you mean {close[0]}?"
+    elif siblings:
+        hint = f"{parent or 'the top level'} takes {', '.join(sorted(siblings))}."
+    else:
+        hint = f"{parent} is empty (null) in this config; choose an option of its group first."
+    return f"{asked} is not a config key: {hint} {where}".strip()
+
+
+def _override_key(override: str) -> str:
+    """The key of a `key=value` override, without its +, ++ or ~."""
+    return override.partition("=")[0].lstrip("+~")
+
+
+def _dotted(tree: Any, prefix: str) -> Iterator[str]:
+    """Every dotted key of a nested mapping, inner ones included."""
+    if not isinstance(tree, dict):
+        return
+    for key, value in tree.items():
+        yield f"{prefix}{key}"
+        yield from _dotted(value, f"{prefix}{key}.")
+
+
+def _wrong_type_message(error: ValidationError, overrides: Sequence[str]) -> str:
+    full_key = str(error.full_key)
+    given = {_override_key(o): o.partition("=")[2] for o in overrides if "=" in o}
+    found = re.search(r"Value '(.*?)' of type", str(error.msg))
+    value = given.get(full_key, found[1] if found else "?")
+    node = error.parent_node
+    if isinstance(node, ListConfig) and node._get_parent() is not None:
+        # An item of a list field: what is allowed is the list field's.
+        field_key = re.sub(r"\[\d+\]$", "", full_key)
+        allowed = _allowed(OmegaConf.get_type(node._get_parent()), str(node._key()))
+        return f"{full_key}={value!r} is not allowed: use {allowed} for {field_key}."
+    allowed = _allowed(error.object_type, str(error.key))
+    return f"{full_key}={value!r} is not allowed: use {allowed}."
+
+
+def _allowed(kind: Any, key: str) -> str:
+    """What field `key` of the schema `kind` takes, in words."""
+    if not dataclasses.is_dataclass(kind):
+        return "a value of the right type"
+    for f in dataclasses.fields(kind):
+        if f.name == key:
+            if "rule" in f.metadata:
+                return f.metadata["rule"].allowed
+            type_name = str(f.type)
+            optional = re.fullmatch(r"(.*) \| None", type_name)
+            words = _TYPE_WORDS.get(optional[1] if optional else type_name, type_name)
+            return f"null or {words}" if optional else words
+    return "a value of the right type"

@@ -1,0 +1,451 @@
+"""The typed schema of `inat train`'s config: one dataclass per config group.
+
+Each YAML file of a group extends its schema through its defaults list
+(`- /schema/<group>/<option>@_here_`), so Hydra refuses an unknown key or a value
+of the wrong type while it composes. What a type cannot say (a range, a choice, a
+list of five) is a `Rule` in the field's metadata, checked by `inat.compose.validate`
+over the composed config; `RELATIONS` holds the few rules that tie keys together.
+The YAML files keep the comments and the defaults a user reads; these classes say
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+# -- rules: a test of one value and the words that say what is allowed
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a field's value must be: `test` passes it, `allowed` says it in words."""
+
+    test: Callable[[Any], bool]
+    allowed: str
+
+    def accepts(self, value: Any) -> bool:
+        """Whether `value` is allowed; a test that cannot compare the value refuses it."""
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError):
+            return False
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def int_at_least(minimum: int, *, nullable: bool = False) -> Rule:
+    """An integer >= minimum (or null)."""
+    words = f"an integer >= {minimum}"
+    return Rule(
+        lambda v: (nullable and v is None) or (_is_int(v) and v >= minimum),
+        f"null or {words}" if nullable else words,
+    )
+
+
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+    nullable: bool = False,
+) -> Rule:
+    """A finite number in a range: [low, high) unless told which ends are open."""
+
+    def test(v: Any) -> bool:
+        if nullable and v is None:
+            return True
+        if not _is_number(v):
+            return False
+        above = low is None or (v > low if low_open else v >= low)
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+
+    if high is None:
+        words = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        opening, closing = "(" if low_open else "[", ")" if high_open else "]"
+        words = f"a number in {opening}{low:g}, {high:g}{closing}"
+    return Rule(test, f"null or {words}" if nullable else words)
+
+
+def one_of(*choices: str | None) -> Rule:
+    """One of `choices` (None: null is allowed)."""
+    names = [c for c in choices if c is not None]
+    words = f"one of {', '.join(names)}" if len(names) > 1 else names[0]
+    return Rule(lambda v: v in choices, f"{words} or null" if None in choices else words)
+
+
+def _auto_or(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v == "auto" or test(v)
+
+
+def _five(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, Sequence) and len(v) == NUM_BLOCKS and all(map(test, v))
+
+
+def _non_empty(v: Any) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _odd_positive(v: Any) -> bool:
+    return _is_int(v) and v >= 1 and v % 2 == 1
+
+
+POSITIVE_INT = int_at_least(1)
+POSITIVE = number(0, low_open=True)
+FRACTION = number(0, 1)  # [0, 1): dropout, label smoothing, a share of bad files
+
+
+def checked(rule: Rule) -> dict[str, Rule]:
+    """A field's metadata: the rule `inat.compose.validate` checks its value against."""
+    return {"rule": rule}
+
+
+# -- the choices other modules share
+
+NUM_BLOCKS = 5  # the scratch CNN's conv blocks
+ACTIVATIONS = ("relu", "gelu", "silu", "mish")
+BACKBONES = (
+    "resnet18",
+    "resnet50",
+    "efficientnet_b0",
+    "efficientnet_v2_s",
+    "convnext_tiny",
+    "vit_b_16",
+)
+PATCH_SIZES = {"vit_b_16": 16}  # image_size must be a multiple of a ViT's patch size
+MIN_IMAGE_SIZE = 2**NUM_BLOCKS  # every model downsamples by 32: a smaller image leaves no pixel
+STRATEGIES = ("head", "last_k", "full")
+SCHEDULES = ("cosine", "onecycle", "constant")
+PIPELINES = ("prepared", "images")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+RETRY_MODES = ("standard", "adaptive", "legacy")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+# -- data
+
+
+@dataclass
+class SyntheticConfig:
+    """data.synthetic: the generated image folder (read when data.source is "synthetic")."""
+
+    train_per_class: int = field(default=60, metadata=checked(int_at_least(2)))
+    """Images per class in train/."""
+    image_side: int = field(default=64, metadata=checked(int_at_least(16)))
+    """Side of the generated images."""
+    seed: int = field(default=0, metadata=checked(int_at_least(0)))
+
+
+@dataclass
+class DataConfig:
+    """data: where the images come from and how they are batched (configs/data/*.yaml)."""
+
+    source: str = field(
+        default="synthetic",
+        metadata=checked(Rule(_non_empty, "a non-empty string")),
+    )
+    """A .zip, a folder, an http(s) URL, an s3:// URI or "synthetic"."""
+    cache_dir: str | None = None
+    """Where archives are extracted; null: $SLURM_TMPDIR, $TMPDIR or the user cache dir."""
+    image_size: int = field(default=224, metadata=checked(POSITIVE_INT))
+    """Side of the square images the model sees."""
+    val_fraction: float = field(default=0.2, metadata=checked(number(0, 1, low_open=True)))
+    """Share of train/ held out."""
+    split_seed: int = field(default=0, metadata=checked(int_at_least(0)))
+    pipeline: str = field(default="prepared", metadata=checked(one_of(*PIPELINES)))
+    augment: bool = False
+    batch_size: int = field(default=64, metadata=checked(POSITIVE_INT))
+    """Per optimizer step, over all processes."""
+    num_workers: Any = field(
+        default="auto",
+        metadata=checked(
+            Rule(_auto_or(lambda v: _is_int(v) and v >= 0), "auto or an integer >= 0")
+        ),
+    )
+    """DataLoader workers per process."""
+    num_classes: int = field(default=10, metadata=checked(int_at_least(2)))
+    max_bad_fraction: float = field(default=0.01, metadata=checked(FRACTION))
+    """Unreadable files skipped before failing."""
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+# -- model: the group's _target_ is the class each schema builds
+
+
+@dataclass
+class ScratchCNNConfig:
+    """model=scratch_cnn: 5 x (conv -> activation -> max-pool), dense, dropout, head."""
+
+    _target_: str = "inat.models.ScratchCNN"
+    filters: list[int] = field(
+        default_factory=lambda: [32, 64, 128, 128, 256],
+        metadata=checked(
+            Rule(_five(lambda v: _is_int(v) and v >= 1), f"a list of {NUM_BLOCKS} integers >= 1")
+        ),
+    )
+    """Output channels of the 5 conv blocks."""
+    kernel_size: Any = field(
+        default=5,
+        metadata=checked(
+            Rule(
+                lambda v: _odd_positive(v) or _five(_odd_positive)(v),
+                f"an odd integer >= 1 or a list of {NUM_BLOCKS} of them "
+                "(odd: a convolution then keeps the image size)",
+            )
+        ),
+    )
+    activation: str = field(default="gelu", metadata=checked(one_of(*ACTIVATIONS)))
+    batch_norm: bool = True
+    """BatchNorm2d after each conv."""
+    dropout: float = field(default=0.3, metadata=checked(FRACTION))
+    """Before the output layer."""
+    dense_neurons: int = field(default=256, metadata=checked(POSITIVE_INT))
+    """Width of the dense layer."""
+
+
+@dataclass
+class FineTuneConfig:
+    """model=finetune: a pretrained torchvision backbone with a new head."""
+
+    _target_: str = "inat.models.FineTuneModel"
+    backbone: str = field(default="resnet50", metadata=checked(one_of(*BACKBONES)))
+    strategy: str = field(default="head", metadata=checked(one_of(*STRATEGIES)))
+    """What is trained."""
+    last_k: int = field(default=1, metadata=checked(POSITIVE_INT))
+    """Stages unfrozen by last_k (at most the backbone's)."""
+    weights: str | None = "DEFAULT"
+    """A torchvision weights name, a file, an s3:// URI, null."""
+    backbone_lr_scale: float = field(default=0.1, metadata=checked(POSITIVE))
+    """Backbone lr = optimizer.lr * this."""
+    dropout: float = field(default=0.0, metadata=checked(FRACTION))
+    """Before the new head."""
+
+
+# -- optimizer: torch.optim classes, built by the trainer with the model's param groups
+
+
+@dataclass
+class OptimizerConfig:
+    """What every optimizer takes."""
+
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    """The trainer passes the model's parameter groups."""
+    lr: float = field(default=0.001, metadata=checked(POSITIVE))
+    weight_decay: float = field(default=0.0, metadata=checked(number(0)))
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    """optimizer=adam | adamw | nadam."""
+
+    betas: list[float] = field(
+        default_factory=lambda: [0.9, 0.999],
+        metadata=checked(
+            Rule(
+                lambda v: len(v) == 2 and all(FRACTION.accepts(b) for b in v),
+                "two numbers in [0, 1)",
+            )
+        ),
+    )
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    """optimizer=sgd."""
+
+    _target_: str = "torch.optim.SGD"
+    lr: float = field(default=0.01, metadata=checked(POSITIVE))
+    momentum: float = field(default=0.9, metadata=checked(number(0)))
+    nesterov: bool = False
+
+
+# -- scheduler: its name picks the schedule; each schema holds that schedule's keys
+
+
+@dataclass
+class ConstantConfig:
+    """scheduler=constant: the optimizer's lr throughout, after an optional linear warm-up."""
+
+    name: str = field(default="constant", metadata=checked(one_of("constant")))
+    warmup_epochs: float = field(default=0, metadata=checked(number(0)))
+    """May be fractional."""
+
+
+@dataclass
+class CosineConfig:
+    """scheduler=cosine: linear warm-up, then cosine decay to min_lr_ratio * lr."""
+
+    name: str = field(default="cosine", metadata=checked(one_of("cosine")))
+    warmup_epochs: float = field(default=1, metadata=checked(number(0)))
+    """May be fractional."""
+    min_lr_ratio: float = field(default=0.0, metadata=checked(number(0, 1, high_open=False)))
+
+
+@dataclass
+class OneCycleConfig:
+    """scheduler=onecycle: torch's OneCycleLR with optimizer.lr as the peak."""
+
+    name: str = field(default="onecycle", metadata=checked(one_of("onecycle")))
+    pct_start: float = field(default=0.3, metadata=checked(number(0, 1, low_open=True)))
+    """Share of steps increasing lr."""
+
+
+# -- trainer, storage, logger
+
+
+@dataclass
+class TrainerConfig:
+    """trainer: how the loop runs (configs/trainer/default.yaml)."""
+
+    epochs: int = field(default=10, metadata=checked(POSITIVE_INT))
+    mixed_precision: str = field(default="no", metadata=checked(one_of(*MIXED_PRECISION)))
+    grad_accum_steps: int = field(default=1, metadata=checked(POSITIVE_INT))
+    """Micro-batches per optimizer step."""
+    grad_clip_norm: float | None = field(
+        default=None, metadata=checked(number(0, low_open=True, nullable=True))
+    )
+    max_nonfinite_steps: int = field(default=20, metadata=checked(POSITIVE_INT))
+    """Inf/NaN steps in a row: diverged."""
+    label_smoothing: float = field(default=0.0, metadata=checked(FRACTION))
+    early_stopping_patience: int | None = field(
+        default=None, metadata=checked(int_at_least(1, nullable=True))
+    )
+    keep_checkpoints: int = field(default=2, metadata=checked(POSITIVE_INT))
+    """Recent checkpoints kept besides the best."""
+    log_every_n_steps: int = field(default=50, metadata=checked(POSITIVE_INT))
+    cpu: bool = False
+    """Train on the CPU even when a GPU is there."""
+    channels_last: bool = True
+    """NHWC memory format for convolutions."""
+    compile: bool = False
+    """Torch.compile the model."""
+    cache_features: Any = field(
+        default="auto",
+        metadata=checked(Rule(_auto_or(lambda v: isinstance(v, bool)), "auto, true or false")),
+    )
+    """Head-only fine-tuning on the frozen backbone's features, computed once."""
+
+
+@dataclass
+class S3Settings:
+    """storage: how to reach and talk to S3; null leaves a value to boto3's own chain."""
+
+    endpoint_url: str | None = None
+    """An S3-compatible server; null: AWS_ENDPOINT_URL[_S3]."""
+    region: str | None = None
+    """The region; null: AWS_REGION, AWS_DEFAULT_REGION or the profile's."""
+    addressing_style: str | None = field(
+        default=None, metadata=checked(one_of(*ADDRESSING_STYLES, None))
+    )
+    retry_mode: str | None = field(default="standard", metadata=checked(one_of(*RETRY_MODES, None)))
+    max_attempts: int | None = field(default=10, metadata=checked(int_at_least(1, nullable=True)))
+    """First included."""
+    connect_timeout: float = field(default=10, metadata=checked(POSITIVE))
+    """Seconds to open a connection."""
+    read_timeout: float = field(default=60, metadata=checked(POSITIVE))
+    """Seconds to wait for data."""
+    multipart_threshold_mb: float = field(default=64, metadata=checked(POSITIVE))
+    """Larger files move in parts."""
+
+    @property
+    def multipart_threshold(self) -> int:
+        """The multipart threshold in bytes."""
+        return int(self.multipart_threshold_mb * 1024 * 1024)
+
+
+@dataclass
+class WandbConfig:
+    """logger=wandb: Weights & Biases (WANDB_MODE, WANDB_API_KEY from the environment)."""
+
+    project: str = "inat"
+    entity: str | None = None
+    group: str | None = None
+    """The run group; null: the sweep's name for sweep points."""
+    tags: list[str] = field(default_factory=lambda: [])
+
+
+# -- the top level: groups are typed by their own schemas, merged in by the defaults list
+
+
+@dataclass
+class TrainConfig:
+    """The composed config of one training run (configs/train.yaml)."""
+
+    name: str = field(
+        default="default",
+        metadata=checked(Rule(_non_empty, "a non-empty name")),
+    )
+    """The run's folder below `output` (a sweep's points get subfolders)."""
+    output: str = field(
+        default="outputs",
+        metadata=checked(Rule(_non_empty, "a local folder or s3:// URI")),
+    )
+    seed: int = field(default=42, metadata=checked(int_at_least(0)))
+    run_dir: str = field(
+        default="${output}/${name}", metadata=checked(Rule(_non_empty, "a folder or s3:// URI"))
+    )
+    """This run's directory; each point of a multirun gets its own below it."""
+    data: Any = None
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    trainer: Any = None
+    storage: Any = None
+    logger: Any = None
+
+
+# -- rules across keys: each yields (the key it names, what is allowed) for a composed config
+
+
+def _image_size(cfg: Any) -> Iterator[tuple[str, str]]:
+    size, model = cfg.data.image_size, cfg.model
+    if size < MIN_IMAGE_SIZE:
+        yield (
+            "data.image_size",
+            f"at least {MIN_IMAGE_SIZE}: every model halves the image {NUM_BLOCKS} times",
+        )
+    patch = PATCH_SIZES.get(model.get("backbone", ""))
+    if patch and size % patch:
+        yield "data.image_size", f"a multiple of {model.backbone}'s patch size {patch}"
+
+
+RELATIONS: tuple[Callable[[Any], Iterator[tuple[str, str]]], ...] = (_image_size,)
+
+# -- registration: the schemas as configs of the `schema/<group>` groups
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore, where the YAML files find them."""
+    store = ConfigStore.instance()
+    store.store(group="schema", name="train", node=TrainConfig)
+    for group, name, node in (
+        ("data", "nature12k", DataConfig),
+        ("model", "scratch_cnn", ScratchCNNConfig),
+        ("model", "finetune", FineTuneConfig),
+        ("optimizer", "adam", AdamConfig),
+        ("optimizer", "sgd", SGDConfig),
+        ("scheduler", "constant", ConstantConfig),
+        ("scheduler", "cosine", CosineConfig),
+        ("scheduler", "onecycle", OneCycleConfig),
+        ("trainer", "default", TrainerConfig),
+        ("storage", "default", S3Settings),
+        ("logger", "wandb", WandbConfig),
+    ):
+        store.store(group=f"schema/{group}", name=name, node=node)
+
+
+register()

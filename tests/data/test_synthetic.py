@@ -13,7 +13,6 @@ from torch import nn
 
 from inat.data import CLASS_NAMES, build_dataloaders
 from inat.data.synthetic import SyntheticSpec, generate
-from inat.errors import ConfigError
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -44,19 +43,6 @@ def test_generation_is_deterministic_from_the_seed(tmp_path: Path) -> None:
     assert a == b
     assert a.keys() == c.keys()
     assert all(a[k] != c[k] for k in a)
-
-
-@pytest.mark.parametrize(
-    ("values", "match"),
-    [
-        ({"train_per_class": 1}, r"data\.synthetic\.train_per_class=1 .* >= 2"),
-        ({"image_side": "64"}, r"data\.synthetic\.image_side='64'"),
-        ({"side": 64}, r"unknown key\(s\) data\.synthetic\.side"),
-    ],
-)
-def test_bad_settings_are_config_errors_naming_the_key(values: dict, match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        SyntheticSpec.from_mapping(values)
 
 
 def _small_cnn() -> nn.Module:

@@ -51,11 +51,11 @@ def describe_run(
         f"model: {describe_model(cfg)}",
         f"parameters: {trainable:,} trainable of {total:,} ({share:.1%}); trainable modules: "
         f"{modules}",
-        f"devices: {devices['device']}, {devices['num_processes']} process(es); precision "
-        f"{devices['mixed_precision']}",
+        f"devices: {devices['device']}, {devices['num_processes']} process(es); "
+        f"trainer.mixed_precision={devices['mixed_precision']}",
         f"batch: {batch_size} per process and micro-batch (data.batch_size={cfg.data.batch_size}"
         f", trainer.grad_accum_steps={cfg.trainer.grad_accum_steps}); {steps_per_epoch} "
-        f"optimizer steps per epoch, {cfg.trainer.epochs} epochs",
+        f"optimizer steps per epoch, trainer.epochs={cfg.trainer.epochs}",
         f"run directory: {run_uri}",
         f"resume: {resume}",
     ]

@@ -84,4 +84,4 @@ def test_resuming_with_another_model_config_fails_clearly(tmp_path):
     other = run_inat(tmp_path, *PLAIN, *location(tmp_path), "model.dense_neurons=64")
     assert other.returncode == 65
     out = other.stdout + other.stderr
-    assert "holds a checkpoint of another model" in out and "dense_neurons" in out
+    assert "holds a run with another config (model.dense_neurons: 32 -> 64)" in out

@@ -41,10 +41,10 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+@")
 REDACTED = "***"
 
 # Keys a run directory may continue with other values of: where the run reads and writes,
-# where it logs, how fast it loads and computes, not what it trains. Every other key of
-# config.yaml must be the same to continue a run (RunDir.check_config); a key here covers
-# the keys below it. trainer.epochs is compared by the trainer instead: more epochs
-# continue the run, fewer than it finished are refused.
+# where it logs, how fast it loads and computes, when it gives up; not what it trains.
+# Every other key of config.yaml must be the same to continue a run (RunDir.check_config);
+# a key here covers the keys below it. trainer.epochs is compared by the trainer instead:
+# more epochs continue the run, fewer than it finished are refused.
 UNCOMPARED_KEYS = (
     "output",
     "name",
@@ -59,6 +59,7 @@ UNCOMPARED_KEYS = (
     "trainer.compile",  # the same weights, computed faster
     "trainer.channels_last",
     "trainer.cache_features",  # the same result (inat.train.features)
+    "trainer.max_nonfinite_steps",  # a guard: when a diverging run is stopped, not how it trains
     "trainer.epochs",
 )
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's console format

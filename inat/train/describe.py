@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from inat.models.params import count_parameters
+from inat.rundir import redact
 
 
 def parameter_counts(model: nn.Module) -> dict[str, Any]:
@@ -30,7 +31,8 @@ def describe_model(cfg: DictConfig) -> str:
     strategy = cfg.model.strategy
     if strategy == "last_k":
         strategy = f"last_k (the last {cfg.model.last_k} stage(s) and the head)"
-    weights = cfg.model.weights if cfg.model.weights is not None else "none (random init)"
+    weights = cfg.model.weights
+    weights = redact(str(weights)) if weights is not None else "none (random init)"
     return f"{kind}: backbone {cfg.model.backbone}, weights {weights}, fine-tune {strategy}"
 
 

@@ -12,6 +12,7 @@ from inat.config import validate
 from inat.errors import ConfigError
 from inat.rundir import REDACTED, config_changes, redact
 from inat.sweeps.jobs import point_name
+from inat.train.describe import describe_model
 from inat.train.optim import build_scheduler, resume_scheduler
 from inat.train.state import TrainState
 
@@ -149,3 +150,20 @@ def test_a_resumed_schedule_continues_its_step_and_follows_more_epochs(name):
         fresh_opt.step()
         fresh.step()
     assert more.get_last_lr() == pytest.approx(fresh.get_last_lr())
+
+
+def test_the_log_block_names_backbone_weights_and_strategy_without_secrets():
+    finetune = {
+        "_target_": "inat.models.FineTuneModel",
+        "backbone": "convnext_tiny",
+        "strategy": "last_k",
+        "last_k": 2,
+        "weights": "https://user:hunter2@example.org/convnext.pth",
+    }
+    line = describe_model(OmegaConf.create({"model": finetune}))
+    assert line == (
+        "FineTuneModel: backbone convnext_tiny, weights https://***@example.org/convnext.pth, "
+        "fine-tune last_k (the last 2 stage(s) and the head)"
+    )
+    random_init = OmegaConf.create({"model": {**finetune, "strategy": "full", "weights": None}})
+    assert describe_model(random_init).endswith("weights none (random init), fine-tune full")

@@ -204,12 +204,11 @@ class Trainer:
                 f"{self.epochs} is fewer. Set trainer.epochs={finished} or more to continue "
                 "it, or train into another run directory (name=... or output=...)."
             )
-        result = self.run_dir.result() or {}
-        if status in (Status.DONE, Status.PRUNED) and (
-            result.get("epochs") == self.epochs or result.get("stopped_early")
-        ):
-            log.info("run %s is already %s; nothing to train", self.run_dir.uri, status)
-            return result
+        if status in (Status.DONE, Status.PRUNED):
+            result = self.run_dir.result() or {}
+            if result.get("epochs") == self.epochs or result.get("stopped_early"):
+                log.info("run %s is already %s; nothing to train", self.run_dir.uri, status)
+                return result
         if pointer is not None:
             self.saved = self.ckpts.load(pointer)
             self.saved["path"] = pointer["path"]

@@ -19,25 +19,32 @@ pytestmark = pytest.mark.slow
 MANY = ["train", *TINY, "trainer.epochs=200"]
 
 
-def _start_and_signal(tmp_path: Path, sig: int) -> tuple[int, str]:
-    """Start a long run, send `sig` once metrics.jsonl shows a finished epoch; returns the
-    exit code and the output."""
+def _start_and_signal(
+    tmp_path: Path, sig: int, *extra: str, group: bool = False
+) -> tuple[int, str]:
+    """Start a long run, send `sig` once metrics.jsonl shows a finished epoch (to its
+    whole process group, as a terminal sends Ctrl-C, with `group`); returns the exit code
+    and the output."""
     out = tmp_path / "output.txt"
     metrics = tmp_path / "out" / "default" / "metrics.jsonl"
     with out.open("w") as sink:
         proc = subprocess.Popen(
-            inat_command(*MANY, *location(tmp_path)),
+            inat_command(*MANY, *extra, *location(tmp_path)),
             cwd=tmp_path,
             env={**os.environ, "WANDB_MODE": "disabled"},
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=group,
         )
         deadline = time.monotonic() + 300
         while not (metrics.exists() and metrics.read_text().strip()):
             assert proc.poll() is None, out.read_text()
             assert time.monotonic() < deadline, "no epoch finished in 300 s"
             time.sleep(0.05)  # polling the file, not a synchronisation by time
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         code = proc.wait(timeout=300)
     return code, out.read_text()
 
@@ -79,3 +86,14 @@ def test_sigint_and_sighup_checkpoint_exit_75_and_the_next_start_resumes(tmp_pat
     assert -1 not in positions, log
     assert positions == sorted(positions)
     assert log.count("run directory: ") == 2
+
+
+def test_ctrl_c_to_the_process_group_with_loader_workers_stops_the_same_way(tmp_path):
+    # The workers get SIGINT too; they must neither die of it nor log it.
+    code, output = _start_and_signal(tmp_path, signal.SIGINT, "data.num_workers=2", group=True)
+
+    assert code == 75, output
+    assert "Traceback" not in output
+    assert output.count("received SIGINT: checkpointing and stopping") == 1
+    result = json.loads((tmp_path / "out" / "default" / "result.json").read_text())
+    assert result["status"] == "interrupted"

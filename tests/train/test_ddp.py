@@ -99,3 +99,7 @@ def test_early_stopping_decided_on_the_main_process_stops_both(tmp_path):
     assert result["stopped_early"] and result["epochs"] == 2
     assert result["stop_reason"] == "early stop: no better validation accuracy for 1 epochs"
     assert len(read_metrics(run_dir)) == 2
+    # Only the main process writes train.log: one log block, one line per epoch.
+    log = (run_dir / "train.log").read_text()
+    assert log.count("run directory: ") == 1 and log.count(" train_loss=") == 2
+    assert ", 2 process(es); trainer.mixed_precision=no" in log

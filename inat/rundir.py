@@ -16,11 +16,16 @@ A sweep folder holds its points' run directories and two files of its own:
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from inat.errors import ConfigError, InatError
 from inat.storage import Storage
+from inat.storage.local import LocalStorage
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -29,6 +34,30 @@ LOG = "train.log"
 CHECKPOINTS = "checkpoints"
 MANIFEST = "sweep.json"
 SUMMARY = "summary.json"
+
+# Keys a run directory may continue with other values of: where the run reads and writes,
+# where it logs, how fast it loads and computes, when it gives up; not what it trains.
+# Every other key of config.yaml must be the same to continue a run (RunDir.check_config);
+# a key here covers the keys below it. trainer.epochs is compared by the trainer instead:
+# more epochs continue the run, fewer than it finished are refused.
+UNCOMPARED_KEYS = (
+    "output",
+    "name",
+    "run_dir",
+    "data.source",  # the same data moved (a local copy of an s3:// zip)
+    "data.cache_dir",
+    "data.num_workers",
+    "storage",
+    "logger",
+    "trainer.log_every_n_steps",
+    "trainer.keep_checkpoints",
+    "trainer.compile",  # the same weights, computed faster
+    "trainer.channels_last",
+    "trainer.cache_features",  # the same result (inat.train.features)
+    "trainer.max_nonfinite_steps",  # a guard: when a diverging run is stopped, not how it trains
+    "trainer.epochs",
+)
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's console format
 
 
 class Status(str, Enum):
@@ -53,6 +82,94 @@ class Status(str, Enum):
 def now() -> str:
     """The current time as an ISO 8601 string in UTC."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values (lists and empty mappings are leaves)."""
+    leaves: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            leaves.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """`key: old -> new` for each compared key (not under UNCOMPARED_KEYS) that differs."""
+    before, after = _flatten(old), _flatten(new)
+    unset = "(unset)"
+    return [
+        f"{key}: {before.get(key, unset)} -> {after.get(key, unset)}"
+        for key in sorted(before.keys() | after.keys())
+        if not any(key == k or key.startswith(f"{k}.") for k in UNCOMPARED_KEYS)
+        and before.get(key, unset) != after.get(key, unset)
+    ]
+
+
+class RunLog(logging.Handler):
+    """train.log: the log records of this attempt after those of the earlier attempts.
+
+    A local file is appended line by line. An object store cannot append: the earlier
+    attempts' text is read once, and `flush()` rewrites the whole object with it and
+    this attempt's lines (the trainer flushes at each epoch end; closing flushes).
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.storage = storage
+        self._file = None
+        self._earlier, self._lines = "", []
+        if isinstance(storage, LocalStorage):
+            self._file = (storage.root / LOG).open("a", encoding="utf-8")
+        elif storage.exists(LOG):
+            self._earlier = storage.read_text(LOG)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Append one formatted record."""
+        try:
+            line = self.format(record) + "\n"
+            if self._file is not None:
+                self._file.write(line)
+                self._file.flush()
+            else:
+                self._lines.append(line)
+        except Exception:
+            self.handleError(record)
+
+    def note(self, level: int, message: str) -> None:
+        """Write a line to train.log only (the console already shows it in other words)."""
+        self.handle(
+            logging.makeLogRecord(
+                {
+                    "name": "inat",
+                    "levelno": level,
+                    "levelname": logging.getLevelName(level),
+                    "msg": message,
+                }
+            )
+        )
+
+    def flush(self) -> None:
+        """Publish the lines so far (a no-op for a local file, which is always current)."""
+        if self._file is not None:
+            return
+        with self.lock:
+            text = self._earlier + "".join(self._lines)
+        try:
+            self.storage.write_text(LOG, text)
+        except (InatError, OSError) as e:
+            logging.getLogger(__name__).warning(
+                "could not write %s/%s: %s", self.storage.uri, LOG, e
+            )
+
+    def close(self) -> None:
+        """Flush, then release the file."""
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+        super().close()
 
 
 class RunDir:
@@ -122,6 +239,30 @@ class RunDir:
         import yaml
 
         self.storage.write_text(CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+    def check_config(self, config: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> None:
+        """Raise ConfigError naming each compared key whose value differs between
+        `recorded` (config.yaml's, see `config()`, or a checkpoint's) and `config`, the new
+        run's resolved, redacted config. UNCOMPARED_KEYS are left out; None passes."""
+        changes = config_changes(recorded, config) if recorded is not None else []
+        if changes:
+            raise ConfigError(
+                f"{self.uri} holds a run with another config ({'; '.join(changes)}). Train it "
+                "with the config it was started with, or into another run directory "
+                "(name=... or output=...)."
+            )
+
+    # -- train.log
+    @contextmanager
+    def train_log(self, logger: str = "inat") -> Iterator[RunLog]:
+        """Copy the records of `logger` (and its children) into train.log while inside."""
+        handler = RunLog(self.storage)
+        logging.getLogger(logger).addHandler(handler)
+        try:
+            yield handler
+        finally:
+            logging.getLogger(logger).removeHandler(handler)
+            handler.close()
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl from the whole history (object stores cannot append)."""

@@ -12,8 +12,6 @@ import boto3
 import pytest
 from s3server import S3Server
 
-from inat.storage import configure
-
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
@@ -36,14 +34,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_server: S3Server
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
-
-
-@pytest.fixture(autouse=True)
-def default_storage_settings() -> Iterator[None]:
-    """Each test starts and ends with the default storage settings."""
-    configure(None)
-    yield
-    configure(None)
 
 
 @pytest.fixture

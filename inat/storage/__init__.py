@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from inat.storage.base import Storage
 from inat.storage.local import LocalStorage, atomic_write
-from inat.storage.settings import S3Settings, configure, current, storage_settings
+from inat.storage.settings import S3Settings, storage_settings
 
 
 def is_s3(uri: str) -> bool:
@@ -23,12 +23,12 @@ def open_storage(uri: str, settings: S3Settings | None = None) -> Storage:
     """The storage for a local path or an s3://bucket/prefix URI.
 
     `settings` configure S3 (the `storage` config group); None: the defaults, which defer
-    to the environment (until the trainer passes its own: those of `configure`).
+    to the environment.
     """
     if is_s3(uri):
         from inat.storage.s3 import S3Storage
 
-        return S3Storage(uri, settings if settings is not None else current())
+        return S3Storage(uri, settings)
     return LocalStorage(uri)
 
 
@@ -37,7 +37,6 @@ __all__ = [
     "S3Settings",
     "Storage",
     "atomic_write",
-    "configure",
     "is_s3",
     "open_storage",
     "storage_settings",

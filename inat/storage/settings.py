@@ -26,19 +26,3 @@ def storage_settings(storage: Mapping[str, Any] | None) -> S3Settings:
     if isinstance(storage, DictConfig):
         storage = OmegaConf.to_container(storage, resolve=True)
     return S3Settings(**storage)
-
-
-# -- transitional: inat/train/trainer.py still calls configure(cfg.storage) and opens
-# storage without settings. Delete both once it passes storage_settings(cfg.storage) on.
-_current = S3Settings()
-
-
-def configure(storage: Mapping[str, Any] | None) -> None:
-    """Transitional: the settings `open_storage` uses when it is given none."""
-    global _current
-    _current = storage_settings(storage)
-
-
-def current() -> S3Settings:
-    """Transitional: the settings of the latest `configure` call (defaults before any)."""
-    return _current

@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from inat.config import SCHEDULES
 from inat.errors import ConfigError
+from inat.schema import SCHEDULES
 
 
 def build_optimizer(cfg: DictConfig, param_groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -57,3 +57,21 @@ def build_scheduler(
             optimizer, max_lr=peaks, total_steps=total, pct_start=cfg.pct_start
         )
     raise ConfigError(f"scheduler.name={cfg.name!r} is not allowed; choose one of {SCHEDULES}")
+
+
+# A schedule's position; the rest of its state follows from the config and the total.
+_POSITION = ("last_epoch", "_step_count", "_last_lr", "_is_initial")
+
+
+def resume_scheduler(
+    scheduler: torch.optim.lr_scheduler.LRScheduler, saved: dict[str, Any]
+) -> None:
+    """Continue a checkpoint's schedule at its step, on this run's total number of steps.
+
+    `scheduler` is built for this run (`build_scheduler`); only the checkpoint's position
+    is taken from `saved`. With the run's trainer.epochs unchanged that is the saved
+    schedule exactly; with more epochs the schedule is the one of the new total, from the
+    current step on (a cosine decays more slowly from there, one-cycle moves its phases).
+    """
+    position = {key: saved[key] for key in _POSITION if key in saved}
+    scheduler.load_state_dict({**scheduler.state_dict(), **position})

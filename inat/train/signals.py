@@ -1,28 +1,34 @@
-"""SIGTERM (Kubernetes eviction, scancel) and SIGUSR2 (Slurm's warning before a time
-limit or preemption) ask the run to checkpoint and stop with the RETRY exit code."""
+"""Signals that ask the run to checkpoint and stop with the RETRY exit code (75):
+SIGTERM (Kubernetes eviction, scancel), SIGUSR2 (Slurm's warning before a time limit or
+preemption), SIGINT (Ctrl-C) and SIGHUP (the terminal or SSH session closed)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from types import FrameType
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP)
 
 
 class StopRequest:
     """A flag raised by a stop signal; the training loop checks it between steps.
 
-    Use as a context manager: the previous handlers come back on exit.
+    Use as a context manager: the previous handlers come back on exit. DataLoader workers
+    forked meanwhile inherit the handler; there it does nothing (Ctrl-C reaches the whole
+    process group), so a worker neither dies of SIGINT nor logs a second line.
     """
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._pid = os.getpid()
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequest:
+        self._pid = os.getpid()
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
@@ -35,5 +41,7 @@ class StopRequest:
         return self.signum is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid or self.signum is not None:
+            return
         log.warning("received %s: checkpointing and stopping", signal.Signals(signum).name)
         self.signum = signum

@@ -69,3 +69,37 @@ def test_two_process_ddp_reports_the_single_process_validation_accuracy(tmp_path
     assert logged["val_loss"] == pytest.approx(single.loss, rel=1e-4)
     assert sum(map(sum, single.confusion)) == len(data.val.dataset)
     assert torch.isfinite(torch.tensor(logged["train_loss"]))
+
+
+def test_early_stopping_decided_on_the_main_process_stops_both(tmp_path):
+    # A learning rate too small to change a prediction: epoch 2 is no better than epoch 1.
+    args = [
+        *TINY,
+        *location(tmp_path),
+        "trainer.epochs=4",
+        "trainer.cpu=true",
+        "trainer.early_stopping_patience=1",
+        "optimizer.lr=1e-12",
+    ]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes=2"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(
+        [*launch, "-m", "inat", "train", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = tmp_path / "out" / "default"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "done" and result["devices"]["num_processes"] == 2
+    assert result["stopped_early"] and result["epochs"] == 2
+    assert result["stop_reason"] == "early stop: no better validation accuracy for 1 epochs"
+    assert len(read_metrics(run_dir)) == 2
+    # Only the main process writes train.log: one log block, one line per epoch.
+    log = (run_dir / "train.log").read_text()
+    assert log.count("run directory: ") == 1 and log.count(" train_loss=") == 2
+    assert ", 2 process(es); trainer.mixed_precision=no" in log

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 import torchvision
@@ -14,7 +16,7 @@ from inat.train.checkpoint import CheckpointManager
 pytestmark = pytest.mark.slow
 
 
-def test_head_strategy_trains_the_head_only_from_a_weights_file(tmp_path, tiny_cfg):
+def test_head_strategy_trains_the_head_only_from_a_weights_file(tmp_path, tiny_cfg, caplog):
     weights = tmp_path / "resnet18.pth"
     torch.manual_seed(0)
     pretrained = torchvision.models.resnet18(weights=None).state_dict()
@@ -28,8 +30,17 @@ def test_head_strategy_trains_the_head_only_from_a_weights_file(tmp_path, tiny_c
         "trainer.epochs=1",
         base=[*TINY_DATA, *TINY_TRAINING],
     )
-    result = train(cfg)
+    with caplog.at_level(logging.INFO, logger="inat"):
+        result = train(cfg)
     assert result["status"] == "done"
+    # What is trained, said at the start and recorded: the head's 512 x 10 + 10 parameters.
+    assert result["parameters"]["trainable"] == 5130
+    assert result["parameters"]["total"] > 11_000_000
+    assert result["parameters"]["trainable_modules"] == ["head"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"model: FineTuneModel: backbone resnet18, weights {weights}, fine-tune head" in messages
+    assert any(m.startswith("parameters: 5,130 trainable of ") for m in messages)
+    assert any(m.endswith("trainable modules: head") for m in messages)
 
     ckpts = CheckpointManager(LocalStorage(tmp_path / "out" / "default" / "checkpoints"))
     trained = ckpts.load(ckpts.latest())["model"]

@@ -48,7 +48,7 @@ def test_kill_9_after_an_epoch_then_restart_matches_an_uninterrupted_run(tmp_pat
     assert [r["epoch"] for r in final["resumes"]] == [2]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2, signal.SIGINT])
 def test_a_stop_signal_mid_epoch_checkpoints_exits_75_and_resumes_exactly(tmp_path, sig):
     metrics, result = _uninterrupted(tmp_path / "reference", WORKERS)
     stopped = run_until(tmp_path, WORKERS, f"epoch 2/{EPOCHS} 3/", sig)
@@ -84,4 +84,4 @@ def test_resuming_with_another_model_config_fails_clearly(tmp_path):
     other = run_inat(tmp_path, *PLAIN, *location(tmp_path), "model.dense_neurons=64")
     assert other.returncode == 65
     out = other.stdout + other.stderr
-    assert "holds a checkpoint of another model" in out and "dense_neurons" in out
+    assert "holds a run with another config (model.dense_neurons: 32 -> 64)" in out

@@ -73,6 +73,9 @@ def test_a_run_on_s3_leaves_the_whole_run_directory_and_matches_a_local_run(
     best = json.loads(objects[f"{run}/checkpoints/best.json"])
     assert f"{run}/checkpoints/{latest['path']}" in objects
     assert f"{run}/checkpoints/{best['path']}" in objects
+    # train.log on an object store: rewritten whole, it holds the attempt's lines to the end.
+    log = objects[f"{run}/train.log"].decode()
+    assert f"epoch {EPOCHS}/{EPOCHS} train_loss=" in log and "done: best val_acc=" in log
 
     # The same run with output on local disk: the same layout and the same numbers.
     local = run_inat(tmp_path, *_args(tmp_path, s3_bucket, data, f"output={tmp_path}/local"))
@@ -130,6 +133,11 @@ def test_kill_9_during_a_checkpoint_upload_keeps_the_previous_checkpoint(
     result = json.loads(_objects(s3_client, s3_bucket, "runs/default/")["runs/default/result.json"])
     assert result["epochs"] == EPOCHS
     assert [r["epoch"] for r in result["resumes"]] == [1]
+    # An object store cannot append: the resumed attempt rewrote train.log after the first
+    # attempt's lines, published at its first epoch's end.
+    log = _objects(s3_client, s3_bucket, "runs/default/")["runs/default/train.log"].decode()
+    first, resume = log.find("resume: no: a new run"), log.find("resume: yes, from checkpoint")
+    assert -1 < first < log.find("epoch 1/4 train_loss=") < resume, log
 
 
 def test_an_s3_outage_during_a_run_is_retried_with_a_warning(tmp_path, aws_env, monkeypatch):

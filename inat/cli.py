@@ -189,8 +189,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
         return run_sweep(args.job, args.overrides)
     summary = run_all(job, args.overrides)
-    if summary and summary["counts"].get(Status.DONE.value, 0) < len(summary["points"]):
-        log.error("not every point is done: %s", summary["counts"])
+    finished = (Status.DONE.value, Status.PRUNED.value)  # a pruned point is a result too
+    if summary and sum(summary["counts"].get(s, 0) for s in finished) < len(summary["points"]):
+        log.error("not every point is done or pruned: %s", summary["counts"])
         return ExitCode.FAILURE
     return ExitCode.OK
 

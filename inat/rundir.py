@@ -6,6 +6,8 @@ writes it. Everything else (the trainer, the sweep runners, results) goes throug
 <run>/result.json        status (see Status), metrics, timings, versions
 <run>/train.log          the run's own log lines, appended across attempts
 <run>/checkpoints/       step-NNNNNNN/state.pt folders + latest.json and best.json pointers
+<run>/early_stop.json    a sweep point's early-stop decisions, one per epoch judged
+<run>/leases/            who trains the run now (see inat.lease)
 
 A sweep folder holds its points' run directories and two files of its own:
 
@@ -32,6 +34,7 @@ METRICS = "metrics.jsonl"
 RESULT = "result.json"
 LOG = "train.log"
 CHECKPOINTS = "checkpoints"
+EARLY_STOP = "early_stop.json"
 MANIFEST = "sweep.json"
 SUMMARY = "summary.json"
 
@@ -263,6 +266,16 @@ class RunDir:
         finally:
             logging.getLogger(logger).removeHandler(handler)
             handler.close()
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The early-stop decisions recorded so far (see inat.sweeps.pruning); [] if none."""
+        if not self.storage.exists(EARLY_STOP):
+            return []
+        return self.storage.read_json(EARLY_STOP)
+
+    def write_decisions(self, decisions: list[dict[str, Any]]) -> None:
+        """Record every early-stop decision of the run (rewritten whole, as metrics are)."""
+        self.storage.write_json(EARLY_STOP, decisions)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl from the whole history (object stores cannot append)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -21,7 +21,11 @@ from inat.errors import ConfigError, InatError, Interrupted
 from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
 from inat.storage import Storage, open_storage, storage_settings
 from inat.sweeps.jobs import Point, expand
+from inat.sweeps.search import parse_search
 from inat.sweeps.summary import write_summary, write_summary_if_ended
+
+if TYPE_CHECKING:
+    from inat.train.callbacks import Callback
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +150,7 @@ def _run_sweep_point(
         mark_failed(storage.child(point.name), error)
         raise ConfigError(error) from e
     try:
-        return train(cfg)
+        return train(cfg, callbacks=_callbacks(job, point, storage, cfg))
     except Interrupted:
         raise
     except Exception as e:
@@ -155,6 +159,18 @@ def _run_sweep_point(
         except (InatError, OSError) as unrecorded:
             log.warning("could not record the failure of %s: %s", point.name, unrecorded)
         raise
+
+
+def _callbacks(
+    job: dict[str, Any], point: Point, storage: Storage, cfg: DictConfig
+) -> list[Callback]:
+    """The sweep's epoch-end rules for `point`: its early_terminate block, if any."""
+    from inat.sweeps.pruning import Pruning
+
+    search = parse_search(job["name"], job["sweep"])
+    if search.early_terminate is None:
+        return []
+    return [Pruning(search, storage, expand(job), point, cfg.trainer.epochs)]
 
 
 def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:

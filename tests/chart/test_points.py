@@ -87,6 +87,8 @@ job:
     method: random
     run_cap: 7
     seed: 3
+    metric: {name: val_loss, goal: minimize}
+    early_terminate: {type: hyperband, min_iter: 1, eta: 3}
     parameters:
       optimizer.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0}
       model.dropout: {distribution: q_uniform, min: 0.0, max: 0.5, q: 0.1}

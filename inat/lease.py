@@ -4,12 +4,13 @@
     <run>/leases/0001.json   generation 1: taken over after generation 0 went stale
 
 A lease is taken by creating the next generation's file (`Storage.create`: one winner
-among racing takers), only when no generation is live: the newest is released, or its
-heartbeat is older than its timeout. Each file has one writer, its holder, which rewrites
-it with a fresh heartbeat from a background thread and checks, each time, that no newer
-generation exists (if one does, the lease was taken over: the holder must stop without
-writing). Heartbeats are the holders' clocks: nodes' clocks must agree to well within the
-timeout (NTP does).
+among racing takers), only when no generation is live: the newest is released, its holder
+was a process of this machine that no longer exists, or its heartbeat is older than its
+timeout (a holder on another machine killed with -9, or that machine lost). Each file has
+one writer, its holder, which rewrites it with a fresh heartbeat from a background thread
+and checks, each time, that no newer generation exists (if one does, the lease was taken
+over: the holder must stop without writing). Heartbeats are the holders' clocks: nodes'
+clocks must agree to well within the timeout (NTP does).
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _gone(record: dict[str, Any]) -> bool:
+    """Whether the holder was a process of this machine that no longer exists (kill -9)."""
+    if record.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError):
+        return False
+    return False
+
+
 def holder_id(worker: str | None = None) -> str:
     """Who holds a lease, for people reading it: worker, host, process, and a unique part."""
     parts = [worker or "", f"{socket.gethostname()}:{os.getpid()}", uuid.uuid4().hex[:8]]
@@ -77,6 +91,8 @@ class Lease:
     def _record(self, released: bool = False) -> dict[str, Any]:
         return {
             "holder": self.holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "generation": self.generation,
             "heartbeat_at": _now().isoformat(),
             "timeout_s": self.timeout_s,
@@ -85,8 +101,9 @@ class Lease:
 
     @staticmethod
     def is_live(record: dict[str, Any]) -> bool:
-        """Whether a lease record still holds: not released, heartbeat within its timeout."""
-        if record.get("released"):
+        """Whether a lease record still holds: not released, its holder not gone from this
+        machine, its heartbeat within its timeout."""
+        if record.get("released") or _gone(record):
             return False
         beat = datetime.fromisoformat(record["heartbeat_at"])
         return _now() - beat < timedelta(seconds=float(record["timeout_s"]))
@@ -108,7 +125,7 @@ class Lease:
                 "taking over %s from %s (%s)",
                 self.storage.uri,
                 newest[1]["holder"],
-                "released" if newest[1].get("released") else "its heartbeat went stale",
+                "released" if newest[1].get("released") else "its holder is gone",
             )
         if not self.storage.create_json(self._name(self.generation), self._record()):
             taken = self.generation

@@ -58,6 +58,7 @@ UNCOMPARED_KEYS = (
     "trainer.channels_last",
     "trainer.cache_features",  # the same result (inat.train.features)
     "trainer.max_nonfinite_steps",  # a guard: when a diverging run is stopped, not how it trains
+    "trainer.lease_timeout_s",  # who may train the run, not how
     "trainer.epochs",
 )
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's console format

@@ -338,6 +338,8 @@ class TrainerConfig:
         metadata=checked(Rule(_auto_or(lambda v: isinstance(v, bool)), "auto, true or false")),
     )
     """Head-only fine-tuning on the frozen backbone's features, computed once."""
+    lease_timeout_s: float = field(default=300, metadata=checked(POSITIVE))
+    """Seconds without a heartbeat after which another process may take the run over."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 from inat.compose import validate
 from inat.data import DataLoaders, build_dataloaders, check_source
 from inat.errors import ConfigError, InatError, Interrupted
+from inat.lease import Lease, holder_id
 from inat.models import build_model
 from inat.progress import Progress
 from inat.rundir import RunDir, RunLog, Status, now
@@ -116,6 +117,7 @@ class Trainer:
     parameters: dict[str, Any]  # result.json's parameter counts
     config: dict[str, Any]  # the resolved config, redacted: config.yaml and checkpoints
     run_dir: RunDir
+    lease: Lease  # one process trains the run at a time (held by the main process)
     ckpts: CheckpointManager
     saved: dict[str, Any] | None  # the checkpoint to resume from, until it is loaded
     recorded_epochs: int | None  # trainer.epochs of the previous attempt
@@ -175,8 +177,13 @@ class Trainer:
         self.ckpts = CheckpointManager(self.run_dir.checkpoints, keep=cfg.trainer.keep_checkpoints)
 
     def run(self) -> dict[str, Any]:
-        """Check the run directory, then fit; record how an attempt that failed ended."""
-        with self.run_dir.train_log() if self.main else nullcontext() as self.runlog:
+        """Take the run directory's lease, check it, then fit; record how an attempt that
+        failed ended. Only the main process holds the lease and writes."""
+        self.lease = Lease(self.run_dir.storage, holder_id(), self.cfg.trainer.lease_timeout_s)
+        with (
+            self.run_dir.train_log() if self.main else nullcontext() as self.runlog,
+            self.lease.held() if self.main else nullcontext(),
+        ):
             try:
                 done = self.check_run_dir()
             except ConfigError as e:  # a refused run directory keeps its result.json
@@ -450,6 +457,7 @@ class Trainer:
         generators of every process (collected here, written by the main process)."""
         generators = gather_object([rng_state()])  # every process's, by process index
         if self.main:
+            self.lease.check()  # a process taken for dead writes nothing
             scaler = self.accelerator.scaler
             self.ckpts.save(
                 {

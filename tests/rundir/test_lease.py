@@ -3,6 +3,8 @@ stale holder taken over, a taken-over holder stopped, racing takers with one win
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,8 @@ from inat.errors import ExitCode
 from inat.lease import Lease, LeaseHeld, LeaseLost
 from inat.storage import LocalStorage, Storage
 from inat.storage.s3 import S3Storage
+
+TEXT = {"capture_output": True, "text": True, "check": True}
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -92,3 +96,16 @@ def test_exactly_one_of_racing_takers_gets_the_lease(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(take, range(8))) == 1
     assert run.list("leases") == ["leases/0000.json"]
+
+
+def test_a_lease_whose_holder_died_on_this_machine_is_taken_at_once(tmp_path: Path) -> None:
+    run = LocalStorage(tmp_path / "run")
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    dead = Lease(run, "worker-0", timeout_s=3600)
+    dead.acquire()
+    record = run.read_json("leases/0000.json")
+    assert Lease.is_live(record)
+    run.write_json("leases/0000.json", {**record, "pid": int(child.stdout)})  # as if killed
+    taker = Lease(run, "worker-1")
+    taker.acquire()
+    assert taker.generation == 1

@@ -13,12 +13,14 @@ that holds any other object is refused before anything in it runs.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import logging
 import pickle
 import random
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,21 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 LATEST = "latest.json"
 BEST = "best.json"
+DIGEST = "digest.json"  # in each checkpoint folder: the state file's size and sha256
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file limit
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # how torch's weights-only unpickler names a refused one
+
+
+class DamagedCheckpoint(InatError):
+    """A checkpoint file is missing, truncated or changed since it was saved."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class CheckpointsDamaged(InatError):
+    """A run directory holds checkpoints, but none of them is intact."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 class UnsafeCheckpoint(InatError):
@@ -111,7 +126,15 @@ class CheckpointManager:
             ) from e
         if self.storage.size(relpath) != buffer.getbuffer().nbytes:
             raise OSError(f"checkpoint {self.storage.uri}/{relpath} is incomplete after upload")
-        pointer = {"path": relpath, "step": step, "epoch": state["epoch"]}
+        pointer = {
+            "path": relpath,
+            "step": step,
+            "epoch": state["epoch"],
+            "bytes": buffer.getbuffer().nbytes,
+            "sha256": hashlib.sha256(buffer.getbuffer()).hexdigest(),
+        }
+        # The folder's own record of its content: what a fallback past a damaged pointer checks.
+        self.storage.write_json(f"{folder}/{DIGEST}", pointer)
         if is_best:
             self.storage.write_json(BEST, pointer)
         self.storage.write_json(LATEST, pointer)
@@ -129,9 +152,19 @@ class CheckpointManager:
     def load(self, pointer: dict[str, Any]) -> dict[str, Any]:
         """The state a pointer names, loaded on the CPU with `weights_only=True`.
 
-        Raises UnsafeCheckpoint (nothing in the file is run) when it holds other objects.
+        A pointer with a content hash (what `save` records) is verified first: DamagedCheckpoint
+        if the file is missing, truncated or changed. Raises UnsafeCheckpoint (nothing in the
+        file is run) when it holds other objects.
         """
-        data = self.storage.read_bytes(pointer["path"])
+        try:
+            data = self.storage.read_bytes(pointer["path"])
+        except FileNotFoundError:
+            raise DamagedCheckpoint(f"{pointer['path']} is missing") from None
+        if "sha256" in pointer and hashlib.sha256(data).hexdigest() != pointer["sha256"]:
+            raise DamagedCheckpoint(
+                f"{pointer['path']} holds {len(data)} bytes that are not the "
+                f"{pointer.get('bytes', '?')} saved (truncated or changed)"
+            )
         try:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
@@ -146,6 +179,78 @@ class CheckpointManager:
                 "state as a numpy array), or, only if you trust where the file came from, "
                 "load it yourself and save it again with tensors and plain data only."
             ) from None
+
+    def latest_intact(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The newest checkpoint that is intact, as (pointer, state); None when there is none.
+
+        latest.json first, then every checkpoint folder, newest first, each verified against
+        the content hash recorded when it was saved; what was skipped is logged as a warning.
+        Raises CheckpointsDamaged (exit 65) when checkpoints exist but none is intact.
+        """
+        skipped: list[str] = []
+        for candidate in self._candidates():
+            if isinstance(candidate, str):
+                skipped.append(candidate)
+                continue
+            try:
+                state = self.load(candidate)
+            except DamagedCheckpoint as e:
+                skipped.append(str(e))
+                continue
+            if skipped:
+                log.warning(
+                    "%s: skipped what is damaged (%s); resuming from %s",
+                    self.storage.uri,
+                    "; ".join(skipped),
+                    candidate["path"],
+                )
+            return candidate, state
+        if skipped:
+            raise CheckpointsDamaged(
+                f"no intact checkpoint in {self.storage.uri}: {'; '.join(skipped)}. To start "
+                f"the run over, delete {self.storage.uri} (or train into another run "
+                "directory with name=...); to keep it, restore a checkpoint from a copy."
+            )
+        return None
+
+    def best_intact(self) -> dict[str, Any]:
+        """The best checkpoint's state; the newest intact one if best.json or its file is
+        damaged (with a warning)."""
+        try:
+            pointer = self.best()
+            if pointer is not None:
+                return self.load(pointer)
+        except (DamagedCheckpoint, ValueError, KeyError, TypeError) as e:
+            log.warning("%s: the best checkpoint is damaged (%s)", self.storage.uri, e)
+        found = self.latest_intact()
+        if found is None:
+            raise CheckpointsDamaged(f"no checkpoint to test in {self.storage.uri}")
+        log.warning("testing the newest intact checkpoint, %s, instead", found[0]["path"])
+        return found[1]
+
+    def _candidates(self) -> Iterator[dict[str, Any] | str]:
+        """latest.json's pointer, then each folder's digest, newest first; a string says
+        why a candidate cannot be one."""
+        try:
+            latest = self.latest()
+        except (ValueError, UnicodeDecodeError):
+            latest = {}
+        if latest is not None and not (isinstance(latest, dict) and "path" in latest):
+            yield f"{LATEST} is not a pointer (empty or garbage)"
+        elif latest is not None:
+            yield latest
+        folders = sorted({p.split("/")[0] for p in self.storage.list() if "/" in p}, reverse=True)
+        for folder in folders:
+            try:
+                digest = self.storage.read_json(f"{folder}/{DIGEST}")
+            except FileNotFoundError:
+                yield f"{folder} has no {DIGEST} (an unfinished save)"
+                continue
+            except (ValueError, UnicodeDecodeError):
+                yield f"{folder}/{DIGEST} is damaged"
+                continue
+            if latest is None or digest.get("path") != latest.get("path"):
+                yield digest
 
     def _pointer(self, name: str) -> dict[str, Any] | None:
         if not self.storage.exists(name):

@@ -200,27 +200,28 @@ class Trainer:
     def check_run_dir(self) -> dict[str, Any] | None:
         """Refuse a run directory that holds a run with another config or more epochs;
         return its result.json when it is finished and there is nothing more to train."""
-        pointer = self.ckpts.latest()
         status = self.run_dir.status()
-        if pointer is None and status is not Status.DONE:
+        ended = status in (Status.DONE, Status.PRUNED)
+        found = None if ended else self.ckpts.latest_intact()
+        if found is None and not ended:
             return None  # nothing to continue: the run starts afresh
         recorded = self.run_dir.config()
         self.run_dir.check_config(self.config, recorded)
         self.recorded_epochs = (recorded or {}).get("trainer", {}).get("epochs")
-        finished = pointer["epoch"] if pointer else 0
+        result = (self.run_dir.result() or {}) if ended else {}
+        finished = found[0]["epoch"] if found else result.get("epochs", 0)
         if self.epochs < finished:
             raise ConfigError(
                 f"{self.run_dir.uri} has finished {finished} epochs; trainer.epochs="
                 f"{self.epochs} is fewer. Set trainer.epochs={finished} or more to continue "
                 "it, or train into another run directory (name=... or output=...)."
             )
-        if status in (Status.DONE, Status.PRUNED):
-            result = self.run_dir.result() or {}
-            if result.get("epochs") == self.epochs or result.get("stopped_early"):
-                log.info("run %s is already %s; nothing to train", self.run_dir.uri, status)
-                return result
-        if pointer is not None:
-            self.saved = self.ckpts.load(pointer)
+        if ended and (result.get("epochs") == self.epochs or result.get("stopped_early")):
+            log.info("run %s is already %s; nothing to train", self.run_dir.uri, status)
+            return result
+        found = found or self.ckpts.latest_intact()  # a finished run, continued to more epochs
+        if found is not None:
+            pointer, self.saved = found
             self.saved["path"] = pointer["path"]
             self.run_dir.check_config(self.config, self.saved["config"])
         return None
@@ -413,7 +414,7 @@ class Trainer:
 
     def test(self) -> dict[str, Any]:
         """Test the best checkpoint; result.json gets the final status and figures."""
-        best = self.ckpts.load(self.ckpts.best())
+        best = self.ckpts.best_intact()
         self.accelerator.unwrap_model(self.model).load_state_dict(best["model"])
         test = evaluate(self.net, self.test_dl, self.accelerator, self.cfg.data.num_classes)
         state = self.state

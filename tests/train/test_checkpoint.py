@@ -12,7 +12,14 @@ from helpers.pickles import Payload
 
 from inat.errors import ExitCode
 from inat.storage import LocalStorage
-from inat.train.checkpoint import CheckpointManager, UnsafeCheckpoint, rng_state, set_rng_state
+from inat.train.checkpoint import (
+    CheckpointManager,
+    CheckpointsDamaged,
+    DamagedCheckpoint,
+    UnsafeCheckpoint,
+    rng_state,
+    set_rng_state,
+)
 
 
 def _state(epoch: int) -> dict:
@@ -24,7 +31,14 @@ def test_latest_and_best_pointers_name_complete_checkpoints(tmp_path):
     assert ckpts.latest() is None
     ckpts.save(_state(1), step=10, is_best=True)
     ckpts.save(_state(2), step=20, is_best=False)
-    assert ckpts.latest() == {"path": "step-0000020/state.pt", "step": 20, "epoch": 2}
+    latest = ckpts.latest()
+    assert {k: latest[k] for k in ("path", "step", "epoch")} == {
+        "path": "step-0000020/state.pt",
+        "step": 20,
+        "epoch": 2,
+    }
+    assert latest["bytes"] == (tmp_path / latest["path"]).stat().st_size
+    assert (tmp_path / "step-0000020/digest.json").is_file()
     assert ckpts.best()["path"] == "step-0000010/state.pt"
     assert torch.equal(ckpts.load(ckpts.latest())["model"]["w"], torch.full((3,), 2.0))
     assert ckpts.load(ckpts.best())["epoch"] == 1
@@ -47,6 +61,26 @@ def test_an_unpublished_checkpoint_is_never_loaded(tmp_path):
     storage.write_bytes("step-0000002/state.pt", b"torn")
     assert ckpts.latest()["epoch"] == 1
     assert ckpts.load(ckpts.latest())["epoch"] == 1
+    pointer, state = ckpts.latest_intact()
+    assert pointer["path"] == "step-0000001/state.pt" and state["epoch"] == 1
+
+
+def test_a_changed_checkpoint_fails_its_hash_and_a_missing_one_is_named(tmp_path):
+    storage = LocalStorage(tmp_path)
+    ckpts = CheckpointManager(storage, keep=2)
+    ckpts.save(_state(1), step=1, is_best=True)
+    pointer = ckpts.latest()
+    data = bytearray(storage.read_bytes(pointer["path"]))
+    data[-10] ^= 0xFF  # same size, other content
+    storage.write_bytes(pointer["path"], bytes(data))
+    with pytest.raises(DamagedCheckpoint, match="truncated or changed") as damaged:
+        ckpts.load(pointer)
+    assert damaged.value.exit_code == ExitCode.BAD_INPUT
+    with pytest.raises(CheckpointsDamaged, match="no intact checkpoint"):
+        ckpts.latest_intact()
+    storage.delete(pointer["path"])
+    with pytest.raises(DamagedCheckpoint, match="missing"):
+        ckpts.load(pointer)
 
 
 def _draws() -> list:

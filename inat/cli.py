@@ -147,7 +147,9 @@ def _train_command(args: Sequence[str]) -> int:
     os.environ[_FULL_ERROR] = "1"
     try:
         _hydra_train()
-    except (HydraException, OmegaConfBaseException) as e:
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        # (Hydra raises a ValueError for some bad overrides, e.g. a group set to null; the
+        # task reports its own errors and never lets one out.)
         if full_error == "1":  # the user asked for Hydra's full stack trace
             raise
         error = config_error(e, [a for a in args if not a.startswith("-")])

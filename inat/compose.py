@@ -97,6 +97,16 @@ def _node_problems(node: DictConfig, prefix: str) -> Iterator[str]:
             continue
         child = node._get_node(key)
         rule = fields[key].metadata.get("rule") if key in fields else None
+        if isinstance(child, DictConfig) and not dataclasses.is_dataclass(
+            OmegaConf.get_type(child)
+        ):
+            # Every group's node has its schema; a plain one was made with +group.key=...
+            # while the group is not chosen (logger: null).
+            yield (
+                f"{prefix}{key} has no config group chosen, so {prefix}{key}.* cannot be set: "
+                f"choose one first, e.g. {prefix}{key}=wandb (`inat train --help` lists them)."
+            )
+            continue
         if isinstance(child, DictConfig):
             yield from _node_problems(child, f"{prefix}{key}.")
         elif rule is not None:

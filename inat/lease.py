@@ -120,13 +120,8 @@ class Lease:
                 "again later."
             )
         self.generation = 0 if newest is None else newest[0] + 1
-        if newest is not None:
-            log.warning(
-                "taking over %s from %s (%s)",
-                self.storage.uri,
-                newest[1]["holder"],
-                "released" if newest[1].get("released") else "its holder is gone",
-            )
+        if newest is not None and not newest[1].get("released"):
+            log.warning("taking over %s from %s: it is gone", self.storage.uri, newest[1]["holder"])
         if not self.storage.create_json(self._name(self.generation), self._record()):
             taken = self.generation
             self.generation = None

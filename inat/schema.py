@@ -355,7 +355,9 @@ class S3Settings:
     )
     retry_mode: str | None = field(default="standard", metadata=checked(one_of(*RETRY_MODES, None)))
     max_attempts: int | None = field(default=10, metadata=checked(int_at_least(1, nullable=True)))
-    """First included."""
+    """Attempts of one request (botocore's), the first included."""
+    retry_budget_s: float = field(default=300, metadata=checked(number(0)))
+    """Seconds an operation keeps being retried after botocore's attempts failed."""
     connect_timeout: float = field(default=10, metadata=checked(POSITIVE))
     """Seconds to open a connection."""
     read_timeout: float = field(default=60, metadata=checked(POSITIVE))

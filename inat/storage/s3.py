@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
+import random
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -26,13 +29,16 @@ from inat.errors import ConfigError, StorageError, TransientError
 from inat.progress import TransferProgress
 from inat.storage.base import Storage, clean_relpath
 from inat.storage.local import atomic_write
-from inat.storage.s3_errors import translate
+from inat.storage.s3_errors import PreconditionFailed, translate
 from inat.storage.settings import S3Settings
 
 log = logging.getLogger(__name__)
 
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 _CONFLICT_RETRIES = 5  # conditional writes answered 409 (a racing write) before giving up
+_BACKOFF_START_S = 1.0  # the first retry after botocore's attempts waits up to this long
+_BACKOFF_CAP_S = 30.0  # and the waits double up to this
+T = TypeVar("T")
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -92,13 +98,50 @@ def _make_client(settings: S3Settings) -> BaseClient:
     return client
 
 
+def _outlasting(method: Callable[..., T]) -> Callable[..., T]:
+    """`method`, retried after a TransientError (botocore's attempts spent: S3 unreachable,
+    5xx, throttled) with capped exponential backoff and full jitter, until the storage's
+    retry budget has passed since the first failure; then that error, saying how long."""
+
+    @functools.wraps(method)
+    def retrying(self: S3Storage, *args: Any, **kwargs: Any) -> T:
+        first_failure: float | None = None
+        ceiling = _BACKOFF_START_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except TransientError as e:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                left = self._retry_budget_s - (now - first_failure)
+                if left <= 0:
+                    raise TransientError(
+                        f"{e} S3 stayed unreachable for {now - first_failure:.0f} s, the "
+                        f"retry budget (storage.retry_budget_s={self._retry_budget_s:g})."
+                    ) from e
+                log.warning(
+                    "S3 %s failed (%s); retrying for up to %.0f s more (storage.retry_budget_s)",
+                    method.__name__,
+                    e,
+                    left,
+                )
+                time.sleep(min(random.uniform(0, ceiling), left))
+                ceiling = min(2 * ceiling, _BACKOFF_CAP_S)
+
+    return retrying
+
+
 class S3Storage(Storage):
-    """The objects under s3://bucket/prefix; relative paths are keys below the prefix."""
+    """The objects under s3://bucket/prefix; relative paths are keys below the prefix.
+
+    Every operation outlasts an outage of up to `storage.retry_budget_s` (see _outlasting).
+    """
 
     def __init__(self, uri: str, settings: S3Settings | None = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.uri = self._uri(self.prefix)
         settings = settings or S3Settings()
+        self._retry_budget_s = settings.retry_budget_s
         self._client = _make_client(settings)
         self._threshold = settings.multipart_threshold
         self._transfer = TransferConfig(
@@ -152,6 +195,7 @@ class S3Storage(Storage):
         child.uri = self._uri(child.prefix)
         return child
 
+    @_outlasting
     def exists(self, relpath: str) -> bool:
         try:
             self._head(self._key(relpath))
@@ -159,46 +203,50 @@ class S3Storage(Storage):
             return False
         return True
 
+    @_outlasting
     def read_bytes(self, relpath: str) -> bytes:
         key = self._key(relpath)
         with self._errors(key):
             return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    @_outlasting
     def write_bytes(self, relpath: str, data: bytes) -> None:
         key = self._key(relpath)
         with self._errors(key):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
+    @_outlasting
     def create(self, relpath: str, data: bytes) -> bool:
         key = self._key(relpath)
         for _ in range(_CONFLICT_RETRIES):
             try:
-                # A conditional write: S3 (since 2024), MinIO, Ceph RGW and R2 refuse it with
-                # 412 when the key exists, so exactly one of racing writers creates it.
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                with self._errors(key):
+                    # A conditional write: S3 (since 2024), MinIO, Ceph RGW and R2 refuse it
+                    # with 412 when the key exists: one of racing writers creates it.
+                    self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
                 return True
-            except ClientError as e:
-                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if status == 409:  # ConditionalRequestConflict: a racing write in flight
+            except PreconditionFailed as e:
+                if e.status == 409:  # ConditionalRequestConflict: a racing write in flight
                     continue
-                if status != 412:
-                    endpoint = self._client.meta.endpoint_url
-                    raise translate(e, self._uri(key), self.bucket, endpoint) from e
             # 412: a file is there; ours if a retried first attempt wrote it.
-            return self.read_bytes(relpath) == data
+            with self._errors(key):
+                return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read() == data
         raise TransientError(
             f"could not create {self._uri(key)}: other writers kept racing for it. Run again."
         )
 
+    @_outlasting
     def list(self, prefix: str = "") -> list[str]:
         start = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[start:] for key in self._keys(prefix))
 
+    @_outlasting
     def delete(self, relpath: str) -> None:
         key = self._key(relpath)
         with self._errors(key):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
+    @_outlasting
     def delete_prefix(self, prefix: str) -> None:
         keys = list(self._keys(prefix))
         for start in range(0, len(keys), _DELETE_BATCH):
@@ -217,6 +265,7 @@ class S3Storage(Storage):
                     "in use have s3:DeleteObject there."
                 )
 
+    @_outlasting
     def upload_file(self, local_path: Path, relpath: str) -> None:
         key = self._key(relpath)
         size = Path(local_path).stat().st_size
@@ -234,6 +283,7 @@ class S3Storage(Storage):
                 f"{stored} bytes there: another process may be writing the same key. Run again."
             )
 
+    @_outlasting
     def download_file(self, relpath: str, local_path: Path) -> None:
         key = self._key(relpath)
         size = self._head(key)["ContentLength"]  # FileNotFoundError before any local file
@@ -254,15 +304,18 @@ class S3Storage(Storage):
 
         atomic_write(Path(local_path), fetch)
 
+    @_outlasting
     def size(self, relpath: str) -> int:
         return self._head(self._key(relpath))["ContentLength"]
 
+    @_outlasting
     def check_writable(self) -> None:
         probe = self._key(f".inat-write-probe-{uuid.uuid4().hex}")
         with self._errors(probe):
             self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
             self._client.delete_object(Bucket=self.bucket, Key=probe)
 
+    @_outlasting
     def check_readable(self, relpath: str = "") -> None:
         key = self._key(relpath)
         if key:  # a bucket's root is never an object

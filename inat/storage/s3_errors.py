@@ -52,6 +52,14 @@ _PERMISSION = {
 }
 
 
+class PreconditionFailed(Exception):
+    """A conditional write was refused: 412 (the key exists) or 409 (a racing write)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
 def translate(error: Exception, uri: str, bucket: str, endpoint: str) -> Exception:
     """The exception to raise for `error`, met while accessing `uri` on the server at `endpoint`."""
     if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, ClientError):
@@ -77,6 +85,8 @@ def _client_error(error: ClientError, uri: str, bucket: str, endpoint: str) -> E
     code = error.response.get("Error", {}).get("Code", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     operation = error.operation_name
+    if status in (409, 412) and code in ("PreconditionFailed", "ConditionalRequestConflict"):
+        return PreconditionFailed(status)
     if code == "NoSuchBucket":
         return StorageError(
             f"bucket {bucket!r} does not exist at {endpoint} (accessing {uri}). Create it, fix "

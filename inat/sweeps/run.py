@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig
 
 from inat.compose import compose
-from inat.errors import ConfigError, InatError, Interrupted
+from inat.errors import ConfigError, InatError, Interrupted, TransientError
 from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
 from inat.storage import Storage, open_storage, storage_settings
 from inat.sweeps.jobs import Point, expand
@@ -151,8 +151,8 @@ def _run_sweep_point(
         raise ConfigError(error) from e
     try:
         return train(cfg, callbacks=_callbacks(job, point, storage, cfg))
-    except Interrupted:
-        raise
+    except (Interrupted, TransientError):
+        raise  # the run recorded itself as interrupted: a retry resumes it
     except Exception as e:
         try:
             mark_failed(storage.child(point.name), f"{type(e).__name__}: {e}")

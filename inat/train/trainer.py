@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from inat.compose import validate
 from inat.data import DataLoaders, build_dataloaders, check_source
-from inat.errors import ConfigError, InatError, Interrupted
+from inat.errors import ConfigError, InatError, Interrupted, TransientError
 from inat.lease import Lease, holder_id
 from inat.models import build_model
 from inat.progress import Progress
@@ -605,8 +605,11 @@ class Trainer:
             self.runlog.note(level, message)
 
     def _record_failure(self, e: Exception) -> None:
-        """Mark the run failed or interrupted, unless the storage itself is what failed."""
-        status = Status.INTERRUPTED if isinstance(e, Interrupted) else Status.FAILED
+        """Mark the run failed, or interrupted when a retry resumes it (a stop signal, storage
+        unreachable past its retry budget); unless the storage itself is what failed."""
+        status = (
+            Status.INTERRUPTED if isinstance(e, Interrupted | TransientError) else Status.FAILED
+        )
         error = f"{type(e).__name__}: {e}"
         self._note(logging.WARNING if status is Status.INTERRUPTED else logging.ERROR, error)
         if not self.main:

@@ -284,3 +284,8 @@ def test_one_point_of_a_cluster_sweep_fails_alone_and_is_recorded(tmp_path):
     point = expand(job)[1]
     result = json.loads((tmp_path / "out" / "bad-sweep" / point.name / "result.json").read_text())
     assert result["status"] == "failed" and "optimizer.lr=inf" in result["error"]
+
+
+def test_keys_of_a_group_not_chosen_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"logger has no config group chosen.*logger=wandb"):
+        compose(["+logger.project=mine"])

@@ -142,6 +142,8 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path)
     out = full.stdout + full.stderr
     assert full.returncode == 75, out
     assert "no space to write checkpoint" in out
+    result = json.loads((tmp_path / "out" / "default" / "result.json").read_text())
+    assert result["status"] == "interrupted"  # a retry resumes it: not failed
     assert json.loads((checkpoints / "latest.json").read_text()) == latest
     assert sorted(p.relative_to(checkpoints) for p in checkpoints.rglob("*")) == before
 

@@ -157,7 +157,7 @@ def test_wrong_endpoint_is_transient(
     aws_env: dict[str, str], s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = S3Settings(endpoint_url=endpoint, max_attempts=2)
+    settings = S3Settings(endpoint_url=endpoint, max_attempts=2, retry_budget_s=0)
     caplog.set_level(logging.DEBUG, logger="botocore.retries.standard")
     with pytest.raises(TransientError) as caught:
         S3Storage(f"s3://{s3_bucket}/run", settings).write_text("x", "1")
@@ -173,7 +173,7 @@ def test_wrong_endpoint_is_transient(
 def test_server_down_for_good_is_transient_after_bounded_attempts(
     own_server: S3Server, aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = S3Settings(max_attempts=3, connect_timeout=1)
+    settings = S3Settings(max_attempts=3, connect_timeout=1, retry_budget_s=0)
     storage = S3Storage("s3://outage/run", settings)
     storage.write_text("before.txt", "1")
     own_server.stop()
@@ -194,7 +194,9 @@ def test_hung_server_times_out_as_transient(aws_env: dict[str, str]) -> None:
         hung.bind(("127.0.0.1", 0))
         hung.listen(8)
         endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
-        settings = S3Settings(endpoint_url=endpoint, max_attempts=2, read_timeout=0.5)
+        settings = S3Settings(
+            endpoint_url=endpoint, max_attempts=2, read_timeout=0.5, retry_budget_s=0
+        )
         start = time.monotonic()
         with pytest.raises(TransientError, match="Read timeout") as caught:
             S3Storage("s3://any-bucket/run", settings).read_text("x")

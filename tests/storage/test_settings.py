@@ -65,7 +65,9 @@ def test_addressing_style(aws_env: dict[str, str], s3_bucket: str) -> None:
     endpoint = aws_env["AWS_ENDPOINT_URL"].replace("127.0.0.1", "localhost")
     path = S3Settings(endpoint_url=endpoint, addressing_style="path")
     S3Storage(f"s3://{s3_bucket}/run", path).write_text("x", "1")
-    virtual = S3Settings(endpoint_url=endpoint, addressing_style="virtual", max_attempts=1)
+    virtual = S3Settings(
+        endpoint_url=endpoint, addressing_style="virtual", max_attempts=1, retry_budget_s=0
+    )
     with pytest.raises(TransientError, match=f"{s3_bucket}.localhost"):
         S3Storage(f"s3://{s3_bucket}/run", virtual).write_text("x", "1")
 
@@ -81,4 +83,6 @@ def test_data_sources_and_weights_use_the_settings_they_are_given(
     with pytest.raises(ConfigError, match="does not exist"):
         read_weights("resnet18", f"s3://{s3_bucket}/weights/missing.pth", settings)
     with pytest.raises(TransientError):
-        check_source(f"s3://{s3_bucket}/data/nature_12K.zip", S3Settings(max_attempts=1))
+        check_source(
+            f"s3://{s3_bucket}/data/nature_12K.zip", S3Settings(max_attempts=1, retry_budget_s=0)
+        )

@@ -193,7 +193,7 @@ def test_preflight_fails_at_once_and_writes_nothing(
 ):
     data = _upload_data(s3_client, s3_bucket, tmp_path)
     before = _objects(s3_client, s3_bucket)
-    args = _args(tmp_path, s3_bucket, data, "storage.max_attempts=2")
+    args = _args(tmp_path, s3_bucket, data, "storage.max_attempts=2", "storage.retry_budget_s=0")
     expected = {"no such bucket": 65, "missing data key": 65, "wrong endpoint": 75}[problem]
     if problem == "no such bucket":
         args.append("output=s3://no-such-bucket-for-inat/runs")
@@ -233,14 +233,19 @@ def test_no_secret_reaches_any_file_the_run_writes(tmp_path, s3_client, s3_bucke
     secrets = [aws_env["AWS_SECRET_ACCESS_KEY"], aws_env["AWS_SESSION_TOKEN"], wandb_key]
     data = _upload_data(s3_client, s3_bucket, tmp_path)
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": wandb_key, "WANDB_DIR": str(tmp_path / "wb")}
-    # A key put into the config by mistake is redacted from config.yaml and W&B's config too.
-    args = _args(tmp_path, s3_bucket, data, "logger=wandb", f"+logger.api_key={wandb_key}")
+    # A key put into the config by mistake is refused without showing its value.
+    for group in ("logger=wandb", "seed=42"):  # logger chosen, and not (its default)
+        mistake = run_inat(
+            tmp_path, *_args(tmp_path, s3_bucket, data, group, f"+logger.api_key={wandb_key}")
+        )
+        assert mistake.returncode == 65, mistake.stdout + mistake.stderr
+        assert "logger" in mistake.stdout and wandb_key not in mistake.stdout + mistake.stderr
+    args = _args(tmp_path, s3_bucket, data, "logger=wandb")
     done = run_inat(tmp_path, *args, env=env)
     assert done.returncode == 0, done.stderr
     written = list(_objects(s3_client, s3_bucket, "runs/").values())
     written += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
-    written += [done.stdout.encode(), done.stderr.encode()]
+    written += [out.encode() for out in (done.stdout, done.stderr, mistake.stdout, mistake.stderr)]
     assert len(written) > 10
-    assert b"api_key: '***'" in _objects(s3_client, s3_bucket, "runs/")["runs/default/config.yaml"]
     for secret in secrets:
         assert not any(secret.encode() in blob for blob in written), secret

@@ -22,6 +22,21 @@ from inat.train.scoring import evaluate
 pytestmark = pytest.mark.slow
 
 
+def _train_on_two_processes(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """`inat train ARGS` in two DDP processes on the CPU."""
+    # accelerate's --cpu flag starts one process; --multi_gpu starts torchrun's workers,
+    # which run DDP over gloo when trainer.cpu=true.
+    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu"]
+    return subprocess.run(
+        [*launch, "--num_processes=2", "-m", "inat", "train", *args],
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_two_process_ddp_reports_the_single_process_validation_accuracy(tmp_path, tiny_cfg):
     # 40 images x 10 classes: the validation split (80) does not divide into batches of
     # 16 / 2 processes evenly, so DDP pads it and a wrong reduction would show.
@@ -32,19 +47,7 @@ def test_two_process_ddp_reports_the_single_process_validation_accuracy(tmp_path
         "trainer.cpu=true",
         "data.synthetic.train_per_class=43",
     ]
-    # accelerate's --cpu flag starts one process; --multi_gpu starts torchrun's workers,
-    # which run DDP over gloo when trainer.cpu=true.
-    accelerate = Path(sys.executable).with_name("accelerate")
-    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes=2"]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run(
-        [*launch, "-m", "inat", "train", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _train_on_two_processes(tmp_path, args)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = tmp_path / "out" / "default"
     result = json.loads((run_dir / "result.json").read_text())
@@ -81,17 +84,7 @@ def test_early_stopping_decided_on_the_main_process_stops_both(tmp_path):
         "trainer.early_stopping_patience=1",
         "optimizer.lr=1e-12",
     ]
-    accelerate = Path(sys.executable).with_name("accelerate")
-    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes=2"]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run(
-        [*launch, "-m", "inat", "train", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _train_on_two_processes(tmp_path, args)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = tmp_path / "out" / "default"
     result = json.loads((run_dir / "result.json").read_text())

@@ -9,6 +9,8 @@ import os
 import signal
 from types import FrameType
 
+from inat.errors import Interrupted
+
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP)
@@ -17,6 +19,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP)
 class StopRequest:
     """A flag raised by a stop signal; the training loop checks it between steps.
 
+    Before `training()` (downloading and preparing the data, building the model) there is
+    nothing to checkpoint: a signal then stops the run at once, raising Interrupted where
+    it arrives (a download keeps what it fetched, for the next start to resume).
+
     Use as a context manager: the previous handlers come back on exit. DataLoader workers
     forked meanwhile inherit the handler; there it does nothing (Ctrl-C reaches the whole
     process group), so a worker neither dies of SIGINT nor logs a second line.
@@ -24,6 +30,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.preparing = True
         self._pid = os.getpid()
         self._previous: dict[int, object] = {}
 
@@ -40,8 +47,16 @@ class StopRequest:
     def __bool__(self) -> bool:
         return self.signum is not None
 
+    def training(self) -> None:
+        """From now on a signal is a request to checkpoint and stop between steps."""
+        self.preparing = False
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if os.getpid() != self._pid or self.signum is not None:
             return
-        log.warning("received %s: checkpointing and stopping", signal.Signals(signum).name)
         self.signum = signum
+        name = signal.Signals(signum).name
+        if self.preparing:
+            log.warning("received %s while preparing the run: stopping", name)
+            raise Interrupted(f"stopped by {name} before training started; nothing to save")
+        log.warning("received %s: checkpointing and stopping", name)

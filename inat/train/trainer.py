@@ -231,6 +231,7 @@ class Trainer:
         self.setup_data()
         self.resume()
         self.start()
+        self.stop.training()
         if self._signalled():
             raise Interrupted("stopped by a signal before the first step; nothing new to save")
         while self.state.epoch < self.epochs and not self.state.stopped_early:

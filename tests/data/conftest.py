@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class FileServer(ThreadingHTTPServer):
     `cuts`: for the next responses, how many body bytes to send before dropping the
     connection (the full length is announced). `statuses`: error statuses to answer
     the next requests with. `honour_range`: answer Range requests with 206 (else 200).
+    `stall`: send half of the body, set `stalled`, then wait for `resume` before sending
+    the rest (a slow download that a test can act in the middle of).
     Every request's Range header (or None) is appended to `ranges`.
     """
 
@@ -52,6 +55,9 @@ class FileServer(ThreadingHTTPServer):
         self.statuses: list[int] = []
         self.honour_range = True
         self.ranges: list[str | None] = []
+        self.stall = False
+        self.stalled = threading.Event()
+        self.resume = threading.Event()
 
     def url(self, path: str) -> str:
         """The URL of `path` on this server."""
@@ -87,7 +93,15 @@ class _Handler(BaseHTTPRequestHandler):
         payload = body[start:]
         if server.cuts:
             payload = payload[: server.cuts.pop(0)]
-        self.wfile.write(payload)
+        if server.stall:
+            half = len(payload) // 2
+            self.wfile.write(payload[:half])
+            self.wfile.flush()
+            server.stalled.set()
+            server.resume.wait(timeout=60)
+            payload = payload[half:]
+        with suppress(OSError):  # the client may have gone meanwhile
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -100,6 +114,7 @@ def http_server() -> Iterator[FileServer]:
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield server
+    server.resume.set()
     server.shutdown()
     server.server_close()
     thread.join()

@@ -18,7 +18,7 @@ from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
@@ -29,6 +29,7 @@ from omegaconf.errors import (
 
 from inat import schema
 from inat.errors import ConfigError
+from inat.secrets import redact
 
 CONFIG_MODULE = "inat.configs"
 # Where each primary config's keys are listed, for the end of an error message.
@@ -143,6 +144,8 @@ def config_error(
     where = HELP.get(config_name, "")
     if isinstance(error, MissingConfigException):
         return _missing_option(error, where)
+    if isinstance(error, OverrideParseException):
+        return _unparsable(error, overrides, where)
     source = re.match(r"In '([^']+)'", str(error))
     origin = f"in {source[1]}: " if source else ""
     given = () if source else overrides  # a file's error is not about the overrides' values
@@ -155,6 +158,26 @@ def config_error(
     if cause is not None and cause.full_key:
         origin += f"{cause.full_key}: "
     return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
+
+
+def _unparsable(error: OverrideParseException, overrides: Sequence[str], where: str) -> ConfigError:
+    """An override Hydra cannot read: name it; a value with `=` (a URL's query) or other
+    characters of the grammar needs quotes."""
+    bad = [o for o in overrides if "=" in o.partition("=")[2] and not _quoted(o)]
+    detail = str(error).splitlines()[0]
+    if not bad:
+        return ConfigError(f"an override cannot be read: {detail}. {where}".strip())
+    key, _, value = redact(bad[0]).partition("=")
+    return ConfigError(
+        f"{key}= has a value with '=' in it, which Hydra's override grammar reads as "
+        f"syntax: quote the value, e.g. '{key}=\"{value}\"' (the outer quotes are the "
+        f"shell's). {where}".strip()
+    )
+
+
+def _quoted(override: str) -> bool:
+    value = override.partition("=")[2]
+    return len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
 
 
 def _omegaconf_cause(error: BaseException | None) -> OmegaConfBaseException | None:

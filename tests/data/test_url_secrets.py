@@ -53,6 +53,22 @@ def test_redact_hides_the_userinfo_of_urls() -> None:
     assert redact("https://TOKEN123@host/x.zip") == "https://***@host/x.zip"
     assert redact("s3://bucket/a@b.zip") == "s3://bucket/a@b.zip"  # an @ in a path stays
     assert redact("/data/nature_12K.zip") == "/data/nature_12K.zip"
+    presigned = "https://b.s3.amazonaws.com/x.zip?X-Amz-Credential=AKIA&X-Amz-Signature=f00&v=2"
+    assert redact(presigned) == (
+        "https://b.s3.amazonaws.com/x.zip?X-Amz-Credential=***&X-Amz-Signature=***&v=2"
+    )
+    assert redact("http://h/x.zip?token=abc&part=1") == "http://h/x.zip?token=***&part=1"
+
+
+def test_a_url_with_a_query_must_be_quoted_and_the_message_says_how(tmp_path: Path) -> None:
+    url = f"http://alice:{PASSWORD}@127.0.0.1:1/x.zip?token=abc"
+    refused = run_inat(tmp_path, "train", f"data.source={url}")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 65, output
+    assert (
+        "quote the value, e.g. 'data.source=\"http://***@127.0.0.1:1/x.zip?token=***\"'" in output
+    )
+    assert PASSWORD not in output and "abc" not in output
 
 
 def test_a_url_password_reaches_no_output_of_a_run(http_server, tmp_path: Path) -> None:

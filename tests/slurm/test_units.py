@@ -107,3 +107,26 @@ def test_the_scripts_pass_shellcheck(script):
         pytest.skip(reason)
     done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_warning_not_before_the_time_limit_is_refused_at_submission(tmp_path):
+    overrides = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=120"]
+    with pytest.raises(ConfigError, match=r"signal_delay_s=120 is not below the time limit"):
+        controller_config("demo", overrides)
+    done = run_inat(
+        tmp_path,
+        "sweep",
+        str(REPO / "jobs" / "demo_sweep.yaml"),
+        "--launcher",
+        "slurm",
+        *overrides,
+        f"output={tmp_path}/out",
+    )
+    assert done.returncode == 65, done.stderr
+    assert "Raise timeout_min or lower signal_delay_s" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_warning_that_leaves_little_time_to_train_is_logged(caplog):
+    controller_config("demo", ["hydra.launcher.timeout_min=4", "hydra.launcher.signal_delay_s=120"])
+    assert "leaves 120 s of each attempt to train" in caplog.text

@@ -21,7 +21,7 @@ import yaml
 from omegaconf import DictConfig
 
 from inat.compose import compose
-from inat.errors import ExitCode
+from inat.errors import ConfigError, ExitCode
 from inat.rundir import SUMMARY, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point, expand, load_job, override_value
@@ -53,7 +53,34 @@ def controller_config(name: str, overrides: Sequence[str]) -> DictConfig:
     before anything is submitted."""
     cfg = compose([f"name={name}", *overrides], CONFIG_NAME, hydra_node=True)
     Container.from_config(cfg.hydra.launcher.container)
+    _check_time_limit(cfg.hydra.launcher.timeout_min, cfg.hydra.launcher.signal_delay_s)
     return cfg
+
+
+# An attempt that gets Slurm's warning this soon after it starts hardly trains: it would
+# spend its time starting, checkpointing and being requeued.
+MIN_WORK_S = 300
+
+
+def _check_time_limit(timeout_min: float, signal_delay_s: float) -> None:
+    """Refuse a warning that comes before the time limit leaves any time to train (every
+    attempt would be requeued at once); warn when it leaves under MIN_WORK_S."""
+    limit_s = timeout_min * 60
+    if signal_delay_s >= limit_s:
+        raise ConfigError(
+            f"hydra.launcher.signal_delay_s={signal_delay_s:g} is not below the time limit "
+            f"(hydra.launcher.timeout_min={timeout_min:g}, {limit_s:g} s): every attempt would "
+            "get the warning to checkpoint before it trains. Raise timeout_min or lower "
+            "signal_delay_s (it needs only the time a checkpoint takes to write)."
+        )
+    if limit_s - signal_delay_s < MIN_WORK_S:
+        log.warning(
+            "hydra.launcher.timeout_min=%g with signal_delay_s=%g leaves %g s of each attempt "
+            "to train: points will be requeued often",
+            timeout_min,
+            signal_delay_s,
+            limit_s - signal_delay_s,
+        )
 
 
 def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:

@@ -295,9 +295,13 @@ class Trainer:
                 "at": now(),
             }
         )
-        log.info(
-            "resuming %s from %s (epoch %d)", self.run_dir.uri, saved["path"], self.state.epoch
+        # Said as the stop lines say it: the epochs finished, or the epoch being trained.
+        where = (
+            f"in epoch {self.state.epoch + 1}, after {self.state.batches_done} batches"
+            if self.state.batches_done
+            else f"after epoch {self.state.epoch}"
         )
+        log.info("resuming %s from %s (%s)", self.run_dir.uri, saved["path"], where)
 
     def start(self) -> None:
         """Say what is trained; record this attempt's config, metrics so far and result.json."""

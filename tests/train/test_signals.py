@@ -78,7 +78,8 @@ def test_sigint_and_sighup_checkpoint_exit_75_and_the_next_start_resumes(tmp_pat
         "resume: no: a new run",
         f"received {signal.Signals(sig).name}: checkpointing and stopping",
         "Interrupted: stopped by a signal",
-        f"resuming {run_dir} from {latest['path']} (epoch {finished})",
+        # The resume line says where the stop line said the run stopped.
+        f"resuming {run_dir} from {latest['path']} ({_where(result['error'])}",
         f"resume: yes, from checkpoint {latest['path']} after epoch {finished}",
         "done: best val_acc=",
     ]
@@ -97,3 +98,8 @@ def test_ctrl_c_to_the_process_group_with_loader_workers_stops_the_same_way(tmp_
     assert output.count("received SIGINT: checkpointing and stopping") == 1
     result = json.loads((tmp_path / "out" / "default" / "result.json").read_text())
     assert result["status"] == "interrupted"
+
+
+def _where(error: str) -> str:
+    """ "in epoch 3" or "after epoch 2", from "stopped by a signal in epoch 3; ..."."""
+    return error.split("stopped by a signal ")[1].split(";")[0]

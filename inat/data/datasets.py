@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -90,12 +92,32 @@ def build_transform(image_size: int, augment: bool) -> v2.Compose:
     )
 
 
+class DecodeFailures:
+    """The files that failed to decode while loading, noted by every process that met one
+    (DataLoader workers are processes of their own): one small file per process in a
+    temporary folder, removed with this object."""
+
+    def __init__(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="inat-decode-failures-")
+
+    def note(self, relpath: str) -> None:
+        """Note `relpath` (relative to the data set root) from this process."""
+        with open(Path(self._folder.name) / f"{os.getpid()}.txt", "a") as notes:
+            notes.write(relpath + "\n")
+
+    def noted(self) -> list[str]:
+        """Every file noted so far, by any process, sorted."""
+        files = Path(self._folder.name).glob("*.txt")
+        return sorted({line for path in files for line in path.read_text().splitlines()})
+
+
 class ImageFolderDataset(Dataset):
     """(image tensor, class index) pairs from files below `folder`.
 
     An image that fails to decode is logged (once per process) and replaced by
     the next readable one, with that one's label, so one bad file does not end
-    a run.
+    a run. With `failures` (a DecodeFailures), it is also noted there for the run's
+    result.json, from whichever DataLoader worker met it.
     """
 
     def __init__(
@@ -103,10 +125,12 @@ class ImageFolderDataset(Dataset):
         folder: Path,
         samples: Sequence[Sample],
         transform: Callable[[Image.Image], torch.Tensor],
+        failures: DecodeFailures | None = None,
     ) -> None:
         self.folder = folder
         self.samples = list(samples)
         self.transform = transform
+        self.failures = failures
         self._failed: set[str] = set()
 
     def __len__(self) -> int:
@@ -122,6 +146,8 @@ class ImageFolderDataset(Dataset):
             except UNREADABLE as e:
                 self._failed.add(relpath)
                 log.warning("cannot decode %s (%s); using the next image instead", relpath, e)
+                if self.failures is not None:
+                    self.failures.note(f"{self.folder.name}/{relpath}")
                 continue
             return self.transform(image), label
         raise DataError(f"no image in {self.folder} can be decoded: the data set is broken.")

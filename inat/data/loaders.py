@@ -13,10 +13,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from inat.data.batch_transform import BatchTransform, unchanged
 from inat.data.cache import cache_folder
-from inat.data.datasets import ImageFolderDataset, build_transform, find_unreadable
+from inat.data.datasets import (
+    DecodeFailures,
+    ImageFolderDataset,
+    build_transform,
+    find_unreadable,
+)
 from inat.data.layout import Sample, find_classes, list_images, require_every_class
 from inat.data.prepared import prepare
-from inat.data.shards import PreparedImages, collate_channels_last, collate_normalized
+from inat.data.shards import (
+    PreparedImages,
+    collate_channels_last,
+    collate_normalized,
+    read_index,
+)
 from inat.data.sources import resolve_source
 from inat.data.split import stratified_split
 from inat.data.workers import resolve_workers
@@ -40,10 +50,16 @@ class DataLoaders:
     test: DataLoader  # the data set's val/ folder, not shuffled
     classes: list[str]
     # Files left out because they are not readable images, relative to the data set root
-    # ("train/Aves/x.jpg"). Files that only fail when decoded are replaced while loading and
-    # logged, not listed here (see ImageFolderDataset).
+    # ("train/Aves/x.jpg"), and those that failed to decode when prepared.
     skipped: list[str] = field(default_factory=list)
     train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
+    # Files that failed to decode while loading (the images pipeline), replaced and noted.
+    decode_failures: DecodeFailures | None = None
+
+    def skipped_images(self) -> list[str]:
+        """Every file left out or replaced so far, for result.json's skipped_images."""
+        noted = self.decode_failures.noted() if self.decode_failures else []
+        return sorted({*self.skipped, *noted})
 
 
 def _setting(cfg: Mapping[str, Any], key: str) -> Any:
@@ -128,6 +144,8 @@ def build_dataloaders(
         files = {"train": [path for path, _ in train_all], "val": [path for path, _ in test]}
         cache = cache_folder(cfg.get("cache_dir"))
         folder = prepare(str(source), root, files, image_size, cache, settings)
+        splits = read_index(folder)["splits"]
+        failed = [f"{split}/{relpath}" for split in files for relpath in splits[split]["failed"]]
         datasets: tuple[Dataset, ...] = (
             PreparedImages(folder, "train", train),
             PreparedImages(folder, "train", val),
@@ -135,13 +153,15 @@ def build_dataloaders(
         )
         collates = (collate_channels_last, collate_normalized, collate_normalized)
         train_transform = BatchTransform(augment)
+        failures = None
     else:  # images
         plain = build_transform(image_size, augment=False)
         augmented = build_transform(image_size, augment=True) if augment else plain
+        failed, failures = [], DecodeFailures()
         datasets = (
-            ImageFolderDataset(root / "train", train, augmented),
-            ImageFolderDataset(root / "train", val, plain),
-            ImageFolderDataset(root / "val", test, plain),
+            ImageFolderDataset(root / "train", train, augmented, failures),
+            ImageFolderDataset(root / "train", val, plain, failures),
+            ImageFolderDataset(root / "val", test, plain, failures),
         )
         collates = (None, None, None)
     workers = resolve_workers(_setting(cfg, "num_workers"))
@@ -179,6 +199,7 @@ def build_dataloaders(
             **options,
         ),
         classes=classes,
-        skipped=skipped_train + skipped_test,
+        skipped=sorted({*skipped_train, *skipped_test, *failed}),
         train_transform=train_transform,
+        decode_failures=failures,
     )

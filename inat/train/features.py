@@ -130,4 +130,5 @@ def feature_loaders(
         ),
         classes=data.classes,
         skipped=data.skipped,
+        decode_failures=data.decode_failures,
     )

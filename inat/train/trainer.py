@@ -326,7 +326,7 @@ class Trainer:
                 "name": self.cfg.name,
                 "run_dir": self.run_dir.uri,
                 "classes": self.data.classes,
-                "skipped_images": self.data.skipped,
+                "skipped_images": self.data.skipped_images(),
                 "epochs_planned": self.epochs,
                 "cached_features": self.features,
                 "parameters": self.parameters,
@@ -444,7 +444,7 @@ class Trainer:
             "finished_at": now(),
         }
         if self.main:
-            self.run_dir.mark(status, **result)
+            self.run_dir.mark(status, **result, skipped_images=self.data.skipped_images())
             summary = {"test_accuracy": test.accuracy, "best_val_accuracy": state.best_val_accuracy}
             self.tracker.finish(summary, exit_code=0)
             log.info(
@@ -552,7 +552,9 @@ class Trainer:
             self.accelerator,
         )
         self.tracker.log_epoch(self.state.history)
-        self.run_dir.mark(Status.RUNNING, epochs=self.state.epoch)  # updated_at: it is alive
+        self.run_dir.mark(  # updated_at shows it is alive
+            Status.RUNNING, epochs=self.state.epoch, skipped_images=self.data.skipped_images()
+        )
         log.info(
             "epoch %d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f "
             "(%.1fs, %.0f img/s)",

@@ -78,7 +78,7 @@ def test_fp16_overflow_skips_steps_counts_and_logs_them_and_training_goes_on(
     # count is the scaler's own, and it is kept in the checkpoint.
     checkpoints = Path(cfg.run_dir) / "checkpoints"
     latest = json.loads((checkpoints / "latest.json").read_text())
-    checkpoint = torch.load(checkpoints / latest["path"], weights_only=False)
+    checkpoint = torch.load(checkpoints / latest["path"], weights_only=True)
     assert checkpoint["scaler"]["scale"] == INIT_SCALE * 0.5**skipped
     rows = read_metrics(Path(cfg.run_dir))
     assert rows[-1]["skipped_steps"] == skipped

@@ -83,16 +83,16 @@ def test_a_misspelt_launcher_key_fails_before_anything_is_submitted():
         controller_config("demo", ["hydra.launcher.partiton=gpu"])
 
 
-def test_inat_sweep_on_slurm_refuses_a_bad_launcher_key_before_it_writes_anything(tmp_path):
-    done = run_inat(
-        tmp_path,
-        "sweep",
-        str(REPO / "jobs" / "demo_sweep.yaml"),
-        "--launcher",
-        "slurm",
-        "hydra.launcher.partiton=gpu",
-        f"output={tmp_path}/out",
+def _submit(tmp_path, *overrides: str):
+    """`inat sweep jobs/demo_sweep.yaml --launcher slurm OVERRIDES`, output in tmp_path."""
+    job = str(REPO / "jobs" / "demo_sweep.yaml")
+    return run_inat(
+        tmp_path, "sweep", job, "--launcher", "slurm", *overrides, f"output={tmp_path}/out"
     )
+
+
+def test_inat_sweep_on_slurm_refuses_a_bad_launcher_key_before_it_writes_anything(tmp_path):
+    done = _submit(tmp_path, "hydra.launcher.partiton=gpu")
     assert done.returncode == 65, done.stderr
     assert "hydra.launcher.partiton" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -113,15 +113,7 @@ def test_a_warning_not_before_the_time_limit_is_refused_at_submission(tmp_path):
     overrides = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=120"]
     with pytest.raises(ConfigError, match=r"signal_delay_s=120 is not below the time limit"):
         controller_config("demo", overrides)
-    done = run_inat(
-        tmp_path,
-        "sweep",
-        str(REPO / "jobs" / "demo_sweep.yaml"),
-        "--launcher",
-        "slurm",
-        *overrides,
-        f"output={tmp_path}/out",
-    )
+    done = _submit(tmp_path, *overrides)
     assert done.returncode == 65, done.stderr
     assert "Raise timeout_min or lower signal_delay_s" in done.stderr
     assert not (tmp_path / "out").exists()

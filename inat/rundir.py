@@ -88,20 +88,21 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys to leaf values (lists and empty mappings are leaves)."""
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values (lists and empty mappings are leaves), in document order."""
     leaves: dict[str, Any] = {}
     for key, value in config.items():
+        dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            leaves.update(_flatten(value, f"{prefix}{key}."))
+            leaves.update(flatten(value, f"{dotted}."))
         else:
-            leaves[f"{prefix}{key}"] = value
+            leaves[dotted] = value
     return leaves
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """`key: old -> new` for each compared key (not under UNCOMPARED_KEYS) that differs."""
-    before, after = _flatten(old), _flatten(new)
+    before, after = flatten(old), flatten(new)
     unset = "(unset)"
     return [
         f"{key}: {before.get(key, unset)} -> {after.get(key, unset)}"

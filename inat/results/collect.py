@@ -19,9 +19,9 @@ import yaml
 
 from inat import rundir
 from inat.errors import ConfigError
-from inat.results.configs import LOCATION_KEYS, flatten
+from inat.results.configs import LOCATION_KEYS
 from inat.results.status import PointFiles, best_row, point_row, read_point
-from inat.rundir import MANIFEST, RunDir
+from inat.rundir import MANIFEST, RunDir, flatten
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from inat import configs
 from inat.compose import compose
+from inat.rundir import flatten
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
@@ -21,18 +22,6 @@ LOCATION_KEYS = frozenset({"output", "name", "run_dir", "data.cache_dir"})
 CONFIG_DIR = Path(configs.__file__).parent
 # The key whose value tells which option of a group a resolved config was composed from.
 _IDENTITY = {"model": "_target_", "optimizer": "_target_", "scheduler": "name"}
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys to leaf values (lists and empty mappings are leaves), in document order."""
-    leaves: dict[str, Any] = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            leaves.update(flatten(value, f"{dotted}."))
-        else:
-            leaves[dotted] = value
-    return leaves
 
 
 def default_config() -> dict[str, Any]:

@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from omegaconf import OmegaConf
 
 from inat.compose import validate
-from inat.results.configs import CONFIG_DIR, LOCATION_KEYS, config_file, flatten, overrides_for
+from inat.results.configs import CONFIG_DIR, LOCATION_KEYS, config_file, overrides_for
+from inat.rundir import flatten
 
 
 def _resolved(overrides: list[str]) -> dict:

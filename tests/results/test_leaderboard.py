@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from inat.cli import main
-from inat.results.configs import LOCATION_KEYS, flatten
+from inat.results.configs import LOCATION_KEYS
+from inat.rundir import flatten
 
 pytestmark = pytest.mark.slow
 

@@ -62,10 +62,9 @@ def _gone(record: dict[str, Any]) -> bool:
     return False
 
 
-def holder_id(worker: str | None = None) -> str:
-    """Who holds a lease, for people reading it: worker, host, process, and a unique part."""
-    parts = [worker or "", f"{socket.gethostname()}:{os.getpid()}", uuid.uuid4().hex[:8]]
-    return "/".join(part for part in parts if part)
+def holder_id() -> str:
+    """Who holds a lease, for people reading it: host, process, and a unique part."""
+    return f"{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 class Lease:

@@ -10,7 +10,6 @@ bracket to fill: a point is judged against whatever the others recorded so far.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,29 +24,19 @@ from inat.sweeps.study import Decision, PointRecord, judge
 from inat.train.callbacks import StopRun
 from inat.train.state import TrainState
 
-log = logging.getLogger(__name__)
-
 
 def metric_values(history: Sequence[dict[str, Any]], metric: str) -> list[float]:
     """The metric of each epoch of a metrics history (NaN where an epoch lacks it)."""
     return [float(row.get(metric, math.nan)) for row in history]
 
 
-def read_record(sweep: Storage, point: Point | dict[str, Any], search: Search) -> PointRecord:
+def read_record(sweep: Storage, point: Point, search: Search) -> PointRecord:
     """What point `point` of the sweep in `sweep` recorded so far."""
-    index, name = (
-        (point.index, point.name)
-        if isinstance(point, Point)
-        else (
-            point["index"],
-            point["name"],
-        )
-    )
-    run = RunDir(sweep.child(name))
+    run = RunDir(sweep.child(point.name))
     files = read_point(run.storage)
     rungs = {int(k): v for d in run.decisions() for k, v in d.get("rungs", {}).items()}
     return PointRecord(
-        index=index,
+        index=point.index,
         params={},
         status=run.status(),
         metrics=metric_values(files.history, search.metric),

@@ -122,7 +122,7 @@ def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict
     storage = sweep_storage(job, overrides)
     write_manifest(storage, job, points)
     try:
-        return _run_sweep_point(job, point, overrides, storage)
+        return _run_sweep_point(job, points, point, overrides, storage)
     finally:
         if os.environ.get("RANK", "0") == "0":  # one process of `inat launch` (torchrun's rank)
             _summarize_if_ended(storage)
@@ -138,9 +138,14 @@ def _summarize_if_ended(storage: Storage) -> None:
 
 
 def _run_sweep_point(
-    job: dict[str, Any], point: Point, overrides: Sequence[str], storage: Storage
+    job: dict[str, Any],
+    points: list[Point],
+    point: Point,
+    overrides: Sequence[str],
+    storage: Storage,
 ) -> dict[str, Any]:
-    """Train `point` of the sweep in `storage`, recording a failure in its run directory."""
+    """Train `point` (one of the sweep's `points`) in `storage`, recording a failure in its
+    run directory."""
     from inat.train import train
 
     try:
@@ -150,7 +155,7 @@ def _run_sweep_point(
         mark_failed(storage.child(point.name), error)
         raise ConfigError(error) from e
     try:
-        return train(cfg, callbacks=_callbacks(job, point, storage, cfg))
+        return train(cfg, callbacks=_callbacks(job, points, point, storage, cfg))
     except (Interrupted, TransientError):
         raise  # the run recorded itself as interrupted: a retry resumes it
     except Exception as e:
@@ -162,7 +167,7 @@ def _run_sweep_point(
 
 
 def _callbacks(
-    job: dict[str, Any], point: Point, storage: Storage, cfg: DictConfig
+    job: dict[str, Any], points: list[Point], point: Point, storage: Storage, cfg: DictConfig
 ) -> list[Callback]:
     """The sweep's epoch-end rules for `point`: its early_terminate block, if any."""
     from inat.sweeps.pruning import Pruning
@@ -170,7 +175,7 @@ def _callbacks(
     search = parse_search(job["name"], job["sweep"])
     if search.early_terminate is None:
         return []
-    return [Pruning(search, storage, expand(job), point, cfg.trainer.epochs)]
+    return [Pruning(search, storage, points, point, cfg.trainer.epochs)]
 
 
 def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:

@@ -71,11 +71,6 @@ class Search:
     parallelism: int = 1
     workers_per_gpu: int = 1
 
-    @property
-    def direction(self) -> str:
-        """Optuna's name of the goal."""
-        return self.goal
-
 
 def _int(where: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:

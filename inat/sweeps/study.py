@@ -19,7 +19,6 @@ index and the records of the points at that moment:
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import statistics
 import warnings
@@ -39,7 +38,6 @@ from inat.sweeps.space import distributions
 
 # Optuna's own notes (a missing optional speed-up) are not the user's.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-log = logging.getLogger(__name__)
 
 _RUNG = "completed_rung_"
 
@@ -170,7 +168,7 @@ def build_study(
     """
     study = optuna.create_study(
         study_name=search.name,
-        direction=search.direction,
+        direction=search.goal,  # Optuna names the goals as W&B does
         storage=optuna.storages.InMemoryStorage(),
     )
     dists = distributions(search.space)

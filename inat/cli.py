@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,6 +41,9 @@ from inat.results.configs import LOCATION_KEYS
 from inat.rundir import CONFIG, MANIFEST, RESULT, Status
 from inat.storage import open_storage, storage_settings
 from inat.sweeps.jobs import point_name
+
+if TYPE_CHECKING:
+    from inat.sweeps.search import Search
 
 log = logging.getLogger("inat")
 
@@ -174,27 +178,60 @@ def _train_command(args: Sequence[str]) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from inat.sweeps.jobs import expand, load_job
-    from inat.sweeps.run import compose_all, run_all, run_point
+    from inat.sweeps.jobs import load_job
+    from inat.sweeps.run import run_all, run_point
+    from inat.sweeps.worker import run_worker, run_workers, task_workers
 
     job = load_job(args.job)
     if args.list:
-        compose_all(job, args.overrides)  # a point that would not train is not listed as one
-        for point in expand(job):
-            print(point.index, point.name, " ".join(point.overrides))
-        return ExitCode.OK
+        return _list_points(job, args.overrides)
     if args.index is not None:
         run_point(job, args.index, args.overrides)
         return ExitCode.OK
+    if args.worker is not None:
+        run_worker(job, args.overrides, args.worker)
+        return ExitCode.OK
+    if args.task is not None:
+        search = _adaptive_search(job, "--task")
+        return run_workers(args.job, job, args.overrides, task_workers(search, args.task))
     if args.launcher == "slurm":
         from inat.sweeps.slurm import run_sweep
 
         return run_sweep(args.job, args.overrides)
-    summary = run_all(job, args.overrides)
+    summary = run_all(args.job, job, args.overrides)
     finished = (Status.DONE.value, Status.PRUNED.value)  # a pruned point is a result too
     if summary and sum(summary["counts"].get(s, 0) for s in finished) < len(summary["points"]):
         log.error("not every point is done or pruned: %s", summary["counts"])
         return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _adaptive_search(job: dict, option: str) -> Search:
+    """The search of an adaptive sweep; ConfigError if the job is not one."""
+    from inat.sweeps.search import parse_search
+
+    search = parse_search(job["name"], job.get("sweep") or {}) if job.get("sweep") else None
+    if search is None or not search.adaptive:
+        raise ConfigError(f"{option} runs the workers of an adaptive sweep (method: bayes)")
+    return search
+
+
+def _list_points(job: dict, overrides: Sequence[str]) -> int:
+    """Print the job's points: an adaptive sweep's as workers took them so far."""
+    from inat.rundir import sweep_points
+    from inat.sweeps.jobs import expand
+    from inat.sweeps.run import compose_all, is_adaptive, sweep_storage
+
+    compose_all(job, overrides)  # a point that would not train is not listed as one
+    if not is_adaptive(job):
+        points = [(p.index, p.name, p.overrides) for p in expand(job)]
+    else:
+        storage = sweep_storage(job, overrides)
+        taken = sweep_points(storage) if storage.exists(MANIFEST) else []
+        points = [(p["index"], p["name"], p["overrides"]) for p in taken]
+        log.info("%s: workers choose each point as they take it; %d taken", job["name"], len(taken))
+    for index, name, point_overrides in points:
+        print(index, name, " ".join(point_overrides))
     return ExitCode.OK
 
 
@@ -378,6 +415,21 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="run only this point (0-based), e.g. $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID",
+    )
+    sweep.add_argument(
+        "--worker",
+        default=None,
+        metavar="NAME",
+        help="run one worker of an adaptive sweep (method: bayes): take points and train them "
+        "until none is left",
+    )
+    sweep.add_argument(
+        "--task",
+        type=int,
+        default=None,
+        metavar="G",
+        help="run the workers of task G of an adaptive sweep (its workers_per_gpu workers), "
+        "e.g. $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID",
     )
     sweep.add_argument("--list", action="store_true", help="print the points and exit")
     sweep.add_argument(

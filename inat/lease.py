@@ -79,7 +79,7 @@ class Lease:
     def _name(self, generation: int) -> str:
         return f"{generation:04d}.json"
 
-    def _newest(self) -> tuple[int, dict[str, Any]] | None:
+    def newest(self) -> tuple[int, dict[str, Any]] | None:
         """The newest generation and its record, or None when no lease was ever taken."""
         names = [n for n in self.storage.list() if n.endswith(".json") and n[:4].isdigit()]
         if not names:
@@ -109,7 +109,7 @@ class Lease:
 
     def acquire(self) -> None:
         """Take the lease; LeaseHeld naming the holder if another live one has it."""
-        newest = self._newest()
+        newest = self.newest()
         if newest is not None and self.is_live(newest[1]):
             generation, record = newest
             raise LeaseHeld(
@@ -131,7 +131,7 @@ class Lease:
 
     def check(self) -> None:
         """Raise LeaseLost if the lease went to another process (call before writing)."""
-        newest = self._newest()
+        newest = self.newest()
         if newest is None or newest[0] != self.generation:
             raise LeaseLost(
                 f"{self.storage.uri}: the lease of {self.holder} (generation {self.generation}) "
@@ -146,7 +146,7 @@ class Lease:
     def release(self) -> None:
         """Give the lease up, so that the next start (a requeue, a retry) takes it at once;
         a lease already taken over is left to its new holder."""
-        newest = self._newest()
+        newest = self.newest()
         if self.generation is not None and newest is not None and newest[0] == self.generation:
             self.storage.write_json(self._name(self.generation), self._record(released=True))
         self.generation = None

@@ -11,7 +11,8 @@ writes it. Everything else (the trainer, the sweep runners, results) goes throug
 
 A sweep folder holds its points' run directories and two files of its own:
 
-<sweep>/sweep.json       the ordered points, written once
+<sweep>/sweep.json       the ordered points, written once (an adaptive sweep: its job only)
+<sweep>/claims/          an adaptive sweep's points, NNNN.json each, as workers took them
 <sweep>/summary.json     every point's status and metrics, written when all points ended
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -37,6 +39,8 @@ CHECKPOINTS = "checkpoints"
 EARLY_STOP = "early_stop.json"
 MANIFEST = "sweep.json"
 SUMMARY = "summary.json"
+CLAIMS = "claims"
+_CLAIM = re.compile(rf"{CLAIMS}/\d{{4,}}\.json")
 
 # Keys a run directory may continue with other values of: where the run reads and writes,
 # where it logs, how fast it loads and computes, when it gives up; not what it trains.
@@ -285,3 +289,13 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({self.uri!r})"
+
+
+def sweep_points(sweep: Storage) -> list[dict[str, Any]]:
+    """The points of the sweep in `sweep` so far, by index: the manifest's, or an adaptive
+    sweep's claims (each with index, name, swept and overrides, as in the manifest)."""
+    manifest = sweep.read_json(MANIFEST)
+    if not manifest.get("adaptive"):
+        return manifest["points"]
+    names = sorted(n for n in sweep.list(f"{CLAIMS}/") if _CLAIM.fullmatch(n))
+    return [sweep.read_json(name) for name in names]

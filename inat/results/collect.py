@@ -21,7 +21,7 @@ from inat import rundir
 from inat.errors import ConfigError
 from inat.results.configs import LOCATION_KEYS
 from inat.results.status import PointFiles, best_row, point_row, read_point
-from inat.rundir import MANIFEST, RunDir, flatten
+from inat.rundir import MANIFEST, RunDir, flatten, sweep_points
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
@@ -141,7 +141,7 @@ def _point(
 
 def _sweep(storage: Storage) -> Results:
     manifest = storage.read_json(MANIFEST)
-    entries = manifest["points"]
+    entries = sweep_points(storage)
     keys = list(_parse_swept(entries[0]["swept"])) if entries else []
     results = Results(manifest["name"], storage, SWEEP, keys)
     results.points = [

@@ -98,20 +98,16 @@ def expand(job: Mapping[str, Any]) -> list[Point]:
     them), else from the distributions with Optuna's random (or QMC) sampler.
     """
     _check_keys("job", job, _JOB_KEYS)
-    base = tuple(str(o) for o in job.get("overrides") or ())
     sweep = job.get("sweep")
     if not sweep:
+        base = tuple(str(o) for o in job.get("overrides") or ())
         return [Point(0, point_name(0, ()), (), base)]
     search = parse_search(str(job.get("name")), sweep)
-    constants = tuple(
-        f"{k}={override_value(p.value)}" for k, p in search.space.items() if p.distribution is None
-    )
     swept = {k: p for k, p in search.space.items() if p.distribution is not None}
-    if search.method == "bayes":
+    if search.adaptive:
         raise ConfigError(
-            "job.sweep.method=bayes needs workers that suggest each point from the finished "
-            "ones; this version runs grid and random sweeps (method: random samples the "
-            "same distributions)"
+            f"job {job.get('name')}: method {search.method} chooses each point when a worker "
+            "takes it; its points are not known in advance (inat sweep runs its workers)"
         )
     if search.method == "random" and not all(p.finite for p in swept.values()):
         combos = [tuple(swept[k].value_of(d[k]) for k in swept) for d in draw(search)]
@@ -120,11 +116,22 @@ def expand(job: Mapping[str, Any]) -> list[Point]:
         if search.method == "random":
             rng = random.Random(search.seed)
             combos = rng.sample(combos, min(search.run_cap, len(combos)))
-    points = []
-    for index, combo in enumerate(combos):
-        values = tuple(f"{k}={override_value(v)}" for k, v in zip(swept, combo, strict=True))
-        points.append(Point(index, point_name(index, values), values, base + constants + values))
-    return points
+    return [
+        make_point(job, index, dict(zip(swept, combo, strict=True)))
+        for index, combo in enumerate(combos)
+    ]
+
+
+def make_point(job: Mapping[str, Any], index: int, values: Mapping[str, Any]) -> Point:
+    """Point `index` of the job's sweep with the swept keys set to `values` (config values,
+    in the order of the search space); the job's overrides and constants come first."""
+    search = parse_search(str(job.get("name")), job["sweep"])
+    base = tuple(str(o) for o in job.get("overrides") or ())
+    constants = tuple(
+        f"{k}={override_value(p.value)}" for k, p in search.space.items() if p.distribution is None
+    )
+    swept = tuple(f"{k}={override_value(v)}" for k, v in values.items())
+    return Point(index, point_name(index, swept), swept, base + constants + swept)
 
 
 class _JobLoader(yaml.SafeLoader):

@@ -11,7 +11,7 @@ bracket to fill: a point is judged against whatever the others recorded so far.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,11 +48,16 @@ class Pruning:
     """The sweep's `early_terminate` rule for one point, as an epoch-end callback."""
 
     def __init__(
-        self, search: Search, sweep: Storage, points: Sequence[Point], point: Point, epochs: int
+        self,
+        search: Search,
+        sweep: Storage,
+        points: Callable[[], Sequence[Point]],
+        point: Point,
+        epochs: int,
     ) -> None:
         self.search = search
         self.sweep = sweep
-        self.others = [p for p in points if p.index != point.index]
+        self.points = points  # the sweep's points now (an adaptive sweep's grow as it runs)
         self.point = point
         self.run = RunDir(sweep.child(point.name))
         self.epochs = epochs
@@ -65,7 +70,8 @@ class Pruning:
         earlier = [d for d in self.run.decisions() if d["epoch"] < row["epoch"]]
         rungs = {int(k): v for d in earlier for k, v in d.get("rungs", {}).items()}
         mine = PointRecord(self.point.index, {}, Status.RUNNING, metrics, rungs)
-        records = [read_record(self.sweep, p, self.search) for p in self.others]
+        others = [p for p in self.points() if p.index != self.point.index]
+        records = [read_record(self.sweep, p, self.search) for p in others]
         decision = judge(self.search, mine, records, self.epochs)
         if row["epoch"] >= self.epochs:  # trained to its end: done, its rungs still count
             decision = replace(decision, prune=False)

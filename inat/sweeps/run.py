@@ -1,7 +1,9 @@
 """Running the points of a job file: one point (a Kubernetes pod, a Slurm array task)
-or all of them here, one after another, with the sweep's manifest and summary.
+or all of them here, one after another, with the sweep's manifest and summary; an
+adaptive sweep's points are run by its workers (inat.sweeps.worker).
 
-    OUTPUT/NAME/sweep.json      the ordered points, written once
+    OUTPUT/NAME/sweep.json      the ordered points (an adaptive sweep: none), written once
+    OUTPUT/NAME/claims/         an adaptive sweep's points, as workers took them
     OUTPUT/NAME/<point>/        one run directory per point
     OUTPUT/NAME/summary.json    every point's status and metrics, written when all ended
                                 (by the last point to end, and by run_all)
@@ -11,17 +13,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from inat.compose import compose
-from inat.errors import ConfigError, InatError, Interrupted, TransientError
+from inat.errors import ConfigError, ExitCode, InatError, Interrupted, TransientError
 from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
 from inat.storage import Storage, open_storage, storage_settings
-from inat.sweeps.jobs import Point, expand
+from inat.sweeps.jobs import Point, expand, make_point
 from inat.sweeps.search import parse_search
+from inat.sweeps.space import distributions
+from inat.sweeps.study import draw
 from inat.sweeps.summary import write_summary, write_summary_if_ended
 
 if TYPE_CHECKING:
@@ -45,9 +51,11 @@ def compose_point(job: dict[str, Any], point: Point, overrides: Sequence[str]) -
 def compose_all(job: dict[str, Any], overrides: Sequence[str]) -> list[DictConfig]:
     """Every point's config, composed and validated before any point trains.
 
-    Raises one ConfigError with a line per point that does not compose.
+    Raises one ConfigError with a line per point that does not compose. An adaptive sweep's
+    points are chosen as workers take them: its probe points are composed instead, so that
+    a misspelt key or a value not allowed fails before any worker starts.
     """
-    points = expand(job)
+    points = probe_points(job) if is_adaptive(job) else expand(job)
     configs, bad = [], []
     for point in points:
         try:
@@ -62,6 +70,32 @@ def compose_all(job: dict[str, Any], overrides: Sequence[str]) -> list[DictConfi
     return configs
 
 
+def is_adaptive(job: Mapping[str, Any]) -> bool:
+    """Whether the job is a sweep whose points workers choose as they take them (bayes)."""
+    return bool(job.get("sweep")) and parse_search(job["name"], job["sweep"]).adaptive
+
+
+def probe_points(job: dict[str, Any]) -> list[Point]:
+    """Points that stand for an adaptive sweep's space before any is chosen: one drawn at
+    random, then each key at each of its values (a range: its ends), the others as drawn."""
+    search = parse_search(job["name"], job["sweep"])
+    drawn = draw(replace(search, method="random", sampler="random", run_cap=1))[0]
+    probes = [drawn]
+    for key, distribution in distributions(search.space).items():
+        ends = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
+        probes += [{**drawn, key: end} for end in ends]
+    return [
+        make_point(job, 0, {k: search.space[k].value_of(v) for k, v in probe.items()})
+        for probe in probes
+    ]
+
+
+def compose_probe(job: dict[str, Any], overrides: Sequence[str]) -> DictConfig:
+    """The config of an adaptive sweep's point drawn at random: what every point shares
+    (where it is written, its lease timeout)."""
+    return compose_point(job, probe_points(job)[0], overrides)
+
+
 def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
     """The folder holding the sweep's points, manifest and summary."""
     # Without the swept values: a point whose values do not compose must fail alone.
@@ -71,9 +105,14 @@ def sweep_storage(job: dict[str, Any], overrides: Sequence[str]) -> Storage:
 
 
 def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -> None:
-    """Write sweep.json once; a different sweep already in the folder is refused."""
+    """Write sweep.json once; a different sweep already in the folder is refused.
+
+    An adaptive sweep's manifest lists no points (its claims do) and holds its job as the
+    identity of the sweep.
+    """
     manifest = {
         "name": job["name"],
+        "adaptive": is_adaptive(job),
         "job": job,
         "points": [
             {
@@ -86,7 +125,9 @@ def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -
         ],
     }
     if storage.exists(MANIFEST):
-        if storage.read_json(MANIFEST)["points"] != manifest["points"]:
+        held = storage.read_json(MANIFEST)
+        same = held["job"] == job if manifest["adaptive"] else held["points"] == manifest["points"]
+        if not same:
             raise ConfigError(
                 f"{storage.uri}/{MANIFEST} holds a different sweep; give this job another "
                 "job.name or output, or delete the old sweep"
@@ -122,13 +163,24 @@ def run_point(job: dict[str, Any], index: int, overrides: Sequence[str]) -> dict
     storage = sweep_storage(job, overrides)
     write_manifest(storage, job, points)
     try:
-        return _run_sweep_point(job, points, point, overrides, storage)
+        return _run_sweep_point(job, lambda: points, point, overrides, storage)
     finally:
         if os.environ.get("RANK", "0") == "0":  # one process of `inat launch` (torchrun's rank)
-            _summarize_if_ended(storage)
+            summarize_if_ended(storage)
 
 
-def _summarize_if_ended(storage: Storage) -> None:
+def run_claimed(
+    job: dict[str, Any], point: Point, overrides: Sequence[str], storage: Storage
+) -> dict[str, Any]:
+    """Train `point`, claimed by a worker of the adaptive sweep in `storage`."""
+    from inat.sweeps.claims import read_claims
+
+    return _run_sweep_point(
+        job, lambda: [c.point for c in read_claims(storage)], point, overrides, storage
+    )
+
+
+def summarize_if_ended(storage: Storage) -> None:
     """Write the sweep's summary.json if this was its last point to end; never raise."""
     try:
         if write_summary_if_ended(storage):
@@ -139,13 +191,13 @@ def _summarize_if_ended(storage: Storage) -> None:
 
 def _run_sweep_point(
     job: dict[str, Any],
-    points: list[Point],
+    points: Callable[[], Sequence[Point]],
     point: Point,
     overrides: Sequence[str],
     storage: Storage,
 ) -> dict[str, Any]:
-    """Train `point` (one of the sweep's `points`) in `storage`, recording a failure in its
-    run directory."""
+    """Train `point` (one of the sweep's `points()` at the moment) in `storage`, recording a
+    failure in its run directory."""
     from inat.train import train
 
     try:
@@ -167,7 +219,11 @@ def _run_sweep_point(
 
 
 def _callbacks(
-    job: dict[str, Any], points: list[Point], point: Point, storage: Storage, cfg: DictConfig
+    job: dict[str, Any],
+    points: Callable[[], Sequence[Point]],
+    point: Point,
+    storage: Storage,
+    cfg: DictConfig,
 ) -> list[Callback]:
     """The sweep's epoch-end rules for `point`: its early_terminate block, if any."""
     from inat.sweeps.pruning import Pruning
@@ -178,8 +234,11 @@ def _callbacks(
     return [Pruning(search, storage, points, point, cfg.trainer.epochs)]
 
 
-def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | None:
+def run_all(
+    job_file: str | Path, job: dict[str, Any], overrides: Sequence[str]
+) -> dict[str, Any] | None:
     """Train every point here, one after another; a failed point does not stop the others.
+    An adaptive sweep runs its `parallelism` workers here, side by side.
 
     Every point is composed first: a bad config in any of them fails the sweep (ConfigError,
     one line per bad point) before anything trains. Returns the sweep's summary (None for a
@@ -189,6 +248,8 @@ def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | N
     if not job.get("sweep"):
         run_point(job, 0, overrides)
         return None
+    if is_adaptive(job):
+        return _run_workers_here(job_file, job, overrides)
     points = expand(job)
     for point in points:
         log.info("point %d/%d: %s", point.index + 1, len(points), point.name)
@@ -197,3 +258,18 @@ def run_all(job: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any] | N
         except Exception:
             log.exception("point %s failed; the sweep goes on", point.name)
     return write_summary(sweep_storage(job, overrides))
+
+
+def _run_workers_here(
+    job_file: str | Path, job: dict[str, Any], overrides: Sequence[str]
+) -> dict[str, Any]:
+    """Run every worker of the adaptive sweep `job` on this machine; then its summary."""
+    from inat.sweeps.worker import run_workers
+
+    search = parse_search(job["name"], job["sweep"])
+    storage = sweep_storage(job, overrides)
+    write_manifest(storage, job, [])
+    code = run_workers(job_file, job, overrides, [str(w) for w in range(search.parallelism)])
+    if code == ExitCode.RETRY:
+        raise Interrupted(f"{job['name']}: a worker was stopped; run the sweep again to resume")
+    return write_summary(storage)

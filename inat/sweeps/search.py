@@ -71,6 +71,11 @@ class Search:
     parallelism: int = 1
     workers_per_gpu: int = 1
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether each point is chosen when a worker takes it, from the points before it."""
+        return self.method == "bayes"
+
 
 def _int(where: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -7,22 +7,33 @@ from __future__ import annotations
 from typing import Any
 
 from inat.results.status import best_row, point_status
-from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
+from inat.rundir import MANIFEST, SUMMARY, RunDir, Status, sweep_points
 from inat.storage import Storage
+from inat.sweeps.search import parse_search
 
 
 def write_summary(storage: Storage) -> dict[str, Any]:
-    """Write summary.json from the manifest and every point's run directory."""
+    """Write summary.json from the manifest and every point's run directory (an adaptive
+    sweep's: its claims; with its method and budget)."""
     manifest = storage.read_json(MANIFEST)
-    rows = [point_status(storage, p) for p in manifest["points"]]
+    rows = [point_status(storage, p) for p in sweep_points(storage)]
     summary = {
         "name": manifest["name"],
+        **_budget(manifest),
         "points": rows,
         "counts": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
         "best": best_row([r for r in rows if r["status"] == Status.DONE]),
     }
     storage.write_json(SUMMARY, summary)
     return summary
+
+
+def _budget(manifest: dict[str, Any]) -> dict[str, Any]:
+    """An adaptive sweep's method and run_cap (nothing for a sweep of fixed points)."""
+    if not manifest.get("adaptive"):
+        return {}
+    search = parse_search(manifest["name"], manifest["job"]["sweep"])
+    return {"method": search.method, "run_cap": search.run_cap}
 
 
 def _has_ended(run: Storage) -> bool:
@@ -39,7 +50,9 @@ def write_summary_if_ended(storage: Storage) -> bool:
     this as it ends. Of several points ending at once, the one that reads last sees them all,
     as each wrote its result.json before reading and S3 reads see every completed write.
     """
-    points = storage.read_json(MANIFEST)["points"]
+    points = sweep_points(storage)
+    if len(points) < _budget(storage.read_json(MANIFEST)).get("run_cap", 0):
+        return False  # an adaptive sweep's workers have not taken every point yet
     # Reads stop at the first point that has not ended: most calls read a few result.json.
     if not all(_has_ended(storage.child(point["name"])) for point in points):
         return False

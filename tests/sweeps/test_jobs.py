@@ -107,7 +107,14 @@ def test_qmc_draws_differ_from_random_and_replay() -> None:
             },
             r"optimizer\.lr is a distribution: a grid needs lists",
         ),
-        ({"method": "bayes", "run_cap": 4, "params": {"a": [1, 2]}}, "method=bayes needs workers"),
+        (
+            {"method": "bayes", "sampler": "qmc", "run_cap": 4, "params": {"a": [1, 2]}},
+            r"sampler \(method bayes\)='qmc' is not allowed; use one of tpe, gp",
+        ),
+        (
+            {"method": "bayes", "run_cap": 4, "parallelism": 0, "params": {"a": [1]}},
+            "parallelism=0",
+        ),
         ({"strategy": "grid", "params": {"a": []}}, "non-empty list"),
         ({"strategy": "random", "params": {"a": [1]}}, r"run_cap=None"),
     ],

@@ -30,7 +30,13 @@ from inat.errors import ConfigError, ExitCode, Interrupted, TransientError
 from inat.lease import LeaseHeld
 from inat.storage import Storage
 from inat.sweeps.claims import Claim, is_free, read_claims, take
-from inat.sweeps.run import compose_probe, run_claimed, summarize_if_ended, sweep_storage
+from inat.sweeps.run import (
+    compose_probe,
+    run_claimed,
+    summarize_if_ended,
+    sweep_storage,
+    write_manifest,
+)
 from inat.sweeps.search import Search, parse_search
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,7 @@ def run_worker(job: dict[str, Any], overrides: Sequence[str], worker: str) -> in
     search = parse_search(job["name"], job["sweep"])
     timeout_s = float(compose_probe(job, overrides).trainer.lease_timeout_s)
     sweep = sweep_storage(job, overrides)
+    write_manifest(sweep, job, [])
     trained = 0
     with _stop_between_points() as stopped:
         while not stopped and (claim := _next(sweep, job, search, worker, timeout_s)):

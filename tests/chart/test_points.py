@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from inat.sweeps.jobs import expand, load_job
+from inat.sweeps.run import is_adaptive, probe_points
+from inat.sweeps.search import parse_search
+from inat.sweeps.worker import tasks
 
 from .helm import JOB_FILES, lint, one, render
 
@@ -105,6 +108,18 @@ job:
       model.activation: {values: [relu, gelu]}
       model.dropout: {values: [0.1, 0.2, 0.3]}
 """,
+    "bayes-workers-share-pods": """
+job:
+  name: bayes-shared
+  sweep:
+    method: bayes
+    run_cap: 12
+    parallelism: 5
+    workers_per_gpu: 2
+    parameters:
+      optimizer.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-1}
+      model.activation: {values: [relu, gelu]}
+""",
     "single-run": """
 job:
   name: single
@@ -142,16 +157,22 @@ def test_edge_cases_lint_clean(case, job_files):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _completions(job: dict) -> int:
+    """The pods inat runs the job in: one per point, an adaptive sweep's one per task."""
+    if is_adaptive(job):
+        return tasks(parse_search(job["name"], job["sweep"]))
+    return len(expand(job))
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_completions_are_the_number_of_points(case, job_files):
     path = job_files[case]
-    points = expand(load_job(path))
     job = one(render([path]), "Job")
-    assert job["spec"]["completions"] == len(points)
+    assert job["spec"]["completions"] == _completions(load_job(path))
     if load_job(path).get("sweep"):
         assert job["spec"]["completionMode"] == "Indexed"
     else:
-        assert len(points) == 1
+        assert job["spec"]["completions"] == 1
         assert "completionMode" not in job["spec"]
 
 
@@ -160,11 +181,25 @@ def test_the_pods_job_file_expands_to_the_same_points(case, job_files, tmp_path)
     original = job_files[case]
     rendered = tmp_path / "job.yaml"
     rendered.write_text(one(render([original]), "ConfigMap")["data"]["job.yaml"])
-    assert expand(load_job(rendered)) == expand(load_job(original))
+    if is_adaptive(load_job(original)):  # the same space: the same probe points
+        assert probe_points(load_job(rendered)) == probe_points(load_job(original))
+    else:
+        assert expand(load_job(rendered)) == expand(load_job(original))
+
+
+def test_an_adaptive_sweeps_pods_run_the_workers_of_their_task(job_files):
+    job = one(render([job_files["bayes-workers-share-pods"]]), "Job")
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3  # 5 workers, 2 a pod
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["sweep", "--task", "$(JOB_COMPLETION_INDEX)"]
 
 
 def test_edge_cases_cover_what_they_claim(job_files):
-    counts = {case: len(expand(load_job(job_files[case]))) for case in EDGE_JOBS}
+    counts = {
+        case: len(expand(load_job(job_files[case])))
+        for case in EDGE_JOBS
+        if not is_adaptive(load_job(job_files[case]))
+    }
     assert counts["one-point-grid"] == 1
     assert counts["many-points"] == 2000
     assert counts["random-fewer-than-grid"] == 5

@@ -94,14 +94,17 @@ charts give them), then image.pullSecrets, each once.
 {{- end -}}
 
 {{/*
-The number of points, as inat.sweeps.jobs.expand counts them: 1 for a single run; a grid has
-one point per combination of the swept values; random draws run_cap (num_points) of them: at
-most every combination when each key has a list of values.
+The Indexed Job's completions: the number of points, as inat.sweeps.jobs.expand counts them
+(1 for a single run; a grid has one point per combination of the swept values; random draws
+run_cap (num_points) of them: at most every combination when each key has a list of values);
+an adaptive sweep's pods of workers (inat.tasks).
 */}}
 {{- define "inat.points" -}}
 {{- $sweep := .Values.job.sweep -}}
 {{- if empty $sweep -}}
 1
+{{- else if eq (include "inat.isAdaptive" .) "true" -}}
+{{- include "inat.tasks" . -}}
 {{- else -}}
 {{- $grid := 1 -}}
 {{- $finite := "true" -}}
@@ -120,6 +123,23 @@ most every combination when each key has a list of values.
 {{- $grid -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" for an adaptive sweep (method: bayes): its pods run workers that take points. */}}
+{{- define "inat.isAdaptive" -}}
+{{- $sweep := .Values.job.sweep | default dict -}}
+{{- eq (toString (coalesce $sweep.method $sweep.strategy "grid")) "bayes" -}}
+{{- end -}}
+
+{{/*
+An adaptive sweep's pods, as inat.sweeps.worker.tasks counts them: its `parallelism` workers,
+`workers_per_gpu` of them to a pod.
+*/}}
+{{- define "inat.tasks" -}}
+{{- $sweep := .Values.job.sweep -}}
+{{- $workers := int (default 1 $sweep.parallelism) -}}
+{{- $perGpu := int (default 1 $sweep.workers_per_gpu) -}}
+{{- div (add $workers (sub $perGpu 1)) $perGpu -}}
 {{- end -}}
 
 {{/* The combinations of a `parameters` block (W&B's grammar, nested blocks included). */}}
@@ -232,8 +252,8 @@ A quantity (10Gi, 500M, 1.5e3, 2048) in bytes, as a number; the schema has check
 
 {{/*
 The container's command line, as JSON: `inat sweep` on the job file, for one point of a
-sweep ($(JOB_COMPLETION_INDEX)), under `inat launch` with one process per GPU
-when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in args.
+sweep ($(JOB_COMPLETION_INDEX)) or, in an adaptive sweep, the workers of one task, under
+`inat launch` with one process per GPU when a point's pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in args.
 */}}
 {{- define "inat.commandLine" -}}
 {{- $gpus := include "inat.gpus" . | int -}}
@@ -242,10 +262,15 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- $command = list "inat" "launch" "--multi_gpu" "--num_processes" (toString $gpus) -}}
 {{- end -}}
 {{- $args := list "sweep" -}}
-{{- if eq (include "inat.isSweep" .) "true" -}}
+{{- if eq (include "inat.isAdaptive" .) "true" -}}
+{{- if gt $gpus 1 -}}
+{{- fail (printf "resources: %d GPUs in a pod of an adaptive sweep (method: bayes): its workers train one point each on one GPU; give each pod 1 GPU and set job.sweep.parallelism" $gpus) -}}
+{{- end -}}
+{{- $args = concat $args (list "--task" "$(JOB_COMPLETION_INDEX)") -}}
+{{- else if eq (include "inat.isSweep" .) "true" -}}
 {{- $args = concat $args (list "--index" "$(JOB_COMPLETION_INDEX)") -}}
 {{- end -}}
-{{- /* --index goes before the job file: `inat sweep` reads no overrides after an option. */ -}}
+{{- /* --index and --task go before the job file: `inat sweep` reads no overrides after an option. */ -}}
 {{- $args = append $args "/etc/inat/job.yaml" -}}
 {{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://my-bucket/inat-runs" .Values.output -}}
 {{- $overrides := list (printf "output=%s" $output) "data.cache_dir=/cache" -}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -93,22 +94,36 @@ def live(tasks: Sequence[Task]) -> list[Task]:
     return [t for t in tasks if not t.ended]
 
 
+def exit_code_in_words(exit_code: str) -> str:
+    """Slurm's EXIT:SIGNAL in words: `exit code 65`, `signal SIGKILL` (also for an exit code
+    of 128 + N, as a task whose process was killed by signal N reports it)."""
+    status, _, number = exit_code.partition(":")
+    if not status.isdigit():
+        return f"exit code {exit_code}"
+    sig = int(number) if number.isdigit() and int(number) else int(status) - 128
+    try:
+        return f"exit code {status}, signal {signal.Signals(sig).name}"
+    except ValueError:  # not a signal
+        return f"exit code {status}"
+
+
 def how_it_ended(job_id: str) -> str:
     """How a task that left the queue ended, as far as Slurm can tell: `state FAILED, exit
-    code 137:0`; from scontrol while Slurm remembers it, else from sacct."""
+    code 137, signal SIGKILL`; from scontrol while Slurm remembers it, else from sacct."""
     shown = _slurm("scontrol", "--oneliner", "show", "job", job_id)
     if shown:
         fields = dict(re.findall(r"(\w+)=(\S*)", shown))
         reason = fields.get("Reason", "None")
         because = f", reason {reason}" if reason not in ("None", "") else ""
-        return f"state {fields.get('JobState')}, exit code {fields.get('ExitCode')}{because}"
+        code = exit_code_in_words(fields.get("ExitCode", "?"))
+        return f"state {fields.get('JobState')}, {code}{because}"
     accounted = _slurm(
         *("sacct", "--noheader", "--parsable2", "--allocations"),
         *(f"--jobs={job_id}", "--format=State,ExitCode"),
     )
     if accounted and accounted.strip():
         state, code = accounted.splitlines()[0].split("|")[:2]
-        return f"state {state}, exit code {code}"
+        return f"state {state}, {exit_code_in_words(code)}"
     return "Slurm keeps no record of it (no accounting on this cluster)"
 
 

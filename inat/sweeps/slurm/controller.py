@@ -166,7 +166,7 @@ def _multirun_points(
     try:
         _multirun()
     except SystemExit as e:
-        # Hydra exits when a task ended without a result; the run directories tell more.
+        # Hydra exits when the array job could not be submitted (sbatch refused it).
         log.error("the multirun ended with exit code %s", e.code)
     finally:
         sys.argv = argv

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A sweep on Slurm. This small job (one CPU) is the controller: it submits ONE array job with
 # a task per point of the job file (at most hydra.launcher.array_parallelism at once), waits
-# for every task, then writes OUTPUT/NAME/summary.json next to the points' run directories.
-# A point stopped by a time limit or preemption is requeued and resumes from its checkpoint.
+# until every task has left Slurm's queue, then writes OUTPUT/NAME/summary.json next to the
+# points' run directories. A point stopped by a time limit, preemption or `scontrol requeue`
+# is requeued, waited for, and resumes from its checkpoint; a task that died without a word
+# (killed, its node lost) is recorded as failed with Slurm's state and exit code.
 #
 #   sbatch slurm/sweep.sh JOB_FILE [OVERRIDES...]
 #   sbatch slurm/sweep.sh jobs/scratch_sweep.yaml output=s3://bucket/runs \
@@ -21,8 +23,12 @@
 #
 # Results: OUTPUT/NAME/ holds sweep.json, one run directory per point and summary.json.
 # Logs: this job's inat-sweep-JOBID.out; each task's under logs/sweeps/NAME/TIME/.submitit/.
-# Running it again after a failure resubmits only the points that are not done.
-# Exit code: 0 every point is done; 1 some failed (summary.json says why); 65 bad input.
+# Running it again after a failure resubmits only the points that are not done. Tasks of an
+# earlier submission of the sweep (array job inat-NAME) still queued or running, e.g. after
+# its controller was cancelled, are waited for first: their points are never trained twice.
+# Exit code: 0 every point is done; 1 some failed (summary.json says why); 65 bad input;
+# 75 squeue could not list the sweep's tasks (submit again). Each task: 0 its point done,
+# else the point's exit code (65 bad config, 75 interrupted) or 128 + the signal that killed it.
 #
 #SBATCH --job-name=inat-sweep
 #SBATCH --ntasks=1
@@ -30,7 +36,8 @@
 #SBATCH --mem=2G
 #SBATCH --time=2-00:00:00                # longer than the whole sweep: give it a partition
 #                                        # or QOS that allows it and does not preempt it
-#SBATCH --no-requeue                     # a second controller would resubmit running points
+#SBATCH --no-requeue                     # not preempted (see --time); submitted again, it
+#                                        # waits for the sweep's tasks still in the queue
 #SBATCH --output=%x-%j.out
 set -euo pipefail
 

@@ -1,13 +1,16 @@
 """The Hydra launcher of Slurm sweeps: hydra-submitit-launcher's, with two changes.
 
 - `container` (the image the points run in) is read by the tasks, not passed to sbatch.
-- `launch` waits for every task before it returns: the plugin's own stops at the first task
-  that died outside Python (killed for memory, a node failure), which would leave the tasks
-  after it running while the controller summarizes the sweep.
+- `launch` waits until every task has left Slurm's queue (inat.sweeps.slurm.queue), not for
+  submitit's result files: the plugin's own waits forever for a task that died without
+  writing one (its wrapper killed, a node lost) where the cluster keeps no accounting, and
+  takes the result a task wrote before it was requeued for the end of its point. How each
+  task ended goes to tasks.json in the sweep's log folder, for the controller.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +22,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
+
+from inat.sweeps.slurm.queue import TASKS, wait_until_ended
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +59,27 @@ class SlurmLauncher(BaseSubmititLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        """Submit one array task per set of overrides; return every task's outcome."""
+        """Submit one array task per set of overrides; wait until every task has left Slurm's
+        queue; return how each ended (also written to tasks.json in the sweep's log folder)."""
         assert self.config is not None
-        executor = self._executor()
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        jobs = self._submit(job_overrides, initial_job_idx)
+        ends = wait_until_ended(str(self.params["name"]), [job.job_id for job in jobs])
+        tasks = [
+            {"job_id": job.job_id, "overrides": list(overrides), "end": ends[job.job_id]}
+            for job, overrides in zip(jobs, job_overrides, strict=True)
+        ]
+        (sweep_dir / TASKS).write_text(json.dumps(tasks, indent=2) + "\n")
+        return [
+            JobReturn(overrides=task["overrides"], status=JobStatus.COMPLETED, _return_value=task)
+            for task in tasks
+        ]
+
+    def _submit(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> list[submitit.Job]:
+        """Submit the multirun's jobs as one array job; its tasks, in order."""
         job_params = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
@@ -70,22 +92,11 @@ class SlurmLauncher(BaseSubmititLauncher):
                     Singleton.get_state(),
                 )
             )
-        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        jobs = self._executor().map_array(self, *zip(*job_params, strict=True))
         log.info(
             "submitted %d task(s) as Slurm job %s; logs in %s",
             len(jobs),
             jobs[0].job_id.split("_")[0],
             Path(str(self.params["submitit_folder"])).parent,
         )
-        return [
-            self._wait(job, overrides) for job, overrides in zip(jobs, job_overrides, strict=True)
-        ]
-
-    @staticmethod
-    def _wait(job: submitit.Job, overrides: Sequence[str]) -> JobReturn:
-        """The task's return, or a failed one when the task ended without returning."""
-        try:
-            return job.results()[0]
-        except Exception as e:
-            log.error("task %s (%s) ended without a result: %s", job.job_id, overrides, e)
-            return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+        return jobs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -13,7 +14,28 @@ from pathlib import Path
 
 import pytest
 
+from helpers.runs import TINY_DATA, TINY_MODEL
+
 REPO = Path(__file__).resolve().parents[2]
+# A sweep's points: the tiny CNN with small batches, so that an epoch is long enough (a second
+# or so) to be stopped in the middle.
+SLOW_EPOCHS = [
+    *(o for o in TINY_DATA if not o.startswith("data.batch_size=")),
+    *TINY_MODEL,
+    "data.batch_size=4",
+    "model.batch_norm=false",
+    "optimizer=adam",
+    "optimizer.lr=0.003",
+    "scheduler=constant",
+]
+# Array tasks of one CPU each; a time limit long enough that submitit counts the USR2 of a
+# preemption as a preemption, not a time-out.
+TASKS_ON_CPU = [
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=60",
+]
 _ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 
 
@@ -81,3 +103,30 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not after {timeout}s")
         time.sleep(0.2)
+
+
+def point_processes(index: int) -> list[int]:
+    """The pids of the training processes of sweep point `index` on this machine."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it just ended
+            continue
+        flag = argv.index(b"--index") if b"--index" in argv and b"inat" in argv else -2
+        if argv[flag + 1 : flag + 2] == [str(index).encode()]:
+            pids.append(int(proc.name))
+    return pids
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid of process `pid`."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def epochs(run) -> list[int]:
+    """The epochs in the metrics.jsonl of run directory `run` (a Storage), in order."""
+    if not run.exists("metrics.jsonl"):
+        return []
+    return [json.loads(line)["epoch"] for line in run.read_text("metrics.jsonl").splitlines()]

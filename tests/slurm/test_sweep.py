@@ -4,12 +4,9 @@ a point with a bad config that fails alone, and the summary of them all."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
-from helpers.runs import TINY_DATA, TINY_MODEL
-from helpers.slurm import REPO, wait_for
+from helpers.slurm import REPO, SLOW_EPOCHS, TASKS_ON_CPU, epochs, wait_for
 
 from inat.storage import open_storage
 from inat.sweeps.jobs import expand
@@ -19,35 +16,11 @@ pytestmark = pytest.mark.slow
 SWEEP_SH = "slurm/sweep.sh"
 EPOCHS = 6
 ACTIVATIONS = ["relu", "gelu", "silu", "mish", "swish"]  # swish is not a choice: a bad config
-# Small batches make an epoch long enough (a second or so) to be preempted in the middle.
 JOB = {
     "name": "slurm-test",
-    "overrides": [
-        *(o for o in TINY_DATA if not o.startswith("data.batch_size=")),
-        *TINY_MODEL,
-        "data.batch_size=4",
-        "model.batch_norm=false",
-        "optimizer=adam",
-        "optimizer.lr=0.003",
-        "scheduler=constant",
-        f"trainer.epochs={EPOCHS}",
-    ],
+    "overrides": [*SLOW_EPOCHS, f"trainer.epochs={EPOCHS}"],
     "sweep": {"strategy": "grid", "params": {"model.activation": ACTIVATIONS}},
 }
-# Array tasks of one CPU each, two at once; a time limit long enough that submitit counts
-# the USR2 of a preemption as a preemption, not a time-out.
-LAUNCHER = [
-    "hydra.launcher.gpus_per_node=0",
-    "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.mem_gb=1",
-    "hydra.launcher.timeout_min=60",
-]
-
-
-def _epochs(storage) -> list[int]:
-    if not storage.exists("metrics.jsonl"):
-        return []
-    return [json.loads(line)["epoch"] for line in storage.read_text("metrics.jsonl").splitlines()]
 
 
 def test_sweep_sh_runs_the_points_as_an_array_job_survives_preemption_and_summarizes(
@@ -69,7 +42,7 @@ def test_sweep_sh_runs_the_points_as_an_array_job_survives_preemption_and_summar
         "--partition=high",  # never preempted: only the points are
         str(REPO / SWEEP_SH),
         f"data.cache_dir={tmp_path}/cache",
-        *LAUNCHER,
+        *TASKS_ON_CPU,
         cwd=tmp_path,
         env=env,
     )
@@ -77,7 +50,7 @@ def test_sweep_sh_runs_the_points_as_an_array_job_survives_preemption_and_summar
 
     # Preempt the running points once the first one is in its second epoch: a job of the
     # higher-priority partition needs the CPUs they hold.
-    wait_for(lambda: len(_epochs(first)) >= 1, 180, f"an epoch of point 0 ({log})")
+    wait_for(lambda: len(epochs(first)) >= 1, 180, f"an epoch of point 0 ({log})")
     slurm.sbatch("--partition=high", "--cpus-per-task=3", "--wrap=true", cwd=tmp_path)
     ended = slurm.wait_ended(controller, timeout=360, log=log)
 
@@ -86,7 +59,9 @@ def test_sweep_sh_runs_the_points_as_an_array_job_survives_preemption_and_summar
     tasks = slurm.jobs(f"inat-{JOB['name']}")
     assert sorted(int(t["ArrayTaskId"]) for t in tasks) == list(range(len(points)))
     assert {t["ArrayTaskThrottle"] for t in tasks} == {"2"}
-    assert {t["JobState"] for t in tasks} == {"COMPLETED"}
+    # Slurm's view agrees: the bad point's task failed with the point's exit code.
+    states = {int(t["ArrayTaskId"]): (t["JobState"], t["ExitCode"]) for t in tasks}
+    assert states == {**{i: ("COMPLETED", "0:0") for i in range(4)}, 4: ("FAILED", "65:0")}
 
     manifest = sweep.read_json("sweep.json")
     assert [p["name"] for p in manifest["points"]] == [p.name for p in points]
@@ -97,7 +72,7 @@ def test_sweep_sh_runs_the_points_as_an_array_job_survives_preemption_and_summar
         result = sweep.child(point.name).read_json("result.json")
         assert result["status"] == rows[point.index]["status"] == "done", result
         assert result["epochs"] == EPOCHS
-        assert _epochs(sweep.child(point.name)) == list(range(1, EPOCHS + 1))
+        assert epochs(sweep.child(point.name)) == list(range(1, EPOCHS + 1))
         assert rows[point.index]["test_accuracy"] == result["test"]["accuracy"]
     assert summary["best"]["index"] in range(4)
 

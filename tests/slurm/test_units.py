@@ -1,21 +1,27 @@
 """The parts of the Slurm path that need no cluster: the point's command line (host,
 container, several GPUs), the split of overrides, the controller's config and its checks,
-and shellcheck on the scripts."""
+exit codes in words, a point's process dying with its task, and shellcheck on the
+scripts."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers.runs import run_inat
-from helpers.slurm import REPO
+from helpers.slurm import REPO, wait_for
 
 from inat.errors import ConfigError
+from inat.sweeps.slurm import queue
 from inat.sweeps.slurm.controller import controller_config, split_overrides
+from inat.sweeps.slurm.queue import exit_code_in_words
 from inat.sweeps.slurm.submit import Container, point_command, processes_per_point
+from inat.sweeps.slurm.task import exit_status
 
 SCRIPTS = sorted([*(REPO / "slurm").glob("*.sh"), *(REPO / "scripts").glob("*.sh")])
 
@@ -122,3 +128,53 @@ def test_a_warning_not_before_the_time_limit_is_refused_at_submission(tmp_path):
 def test_a_warning_that_leaves_little_time_to_train_is_logged(caplog):
     controller_config("demo", ["hydra.launcher.timeout_min=4", "hydra.launcher.signal_delay_s=120"])
     assert "leaves 120 s of each attempt to train" in caplog.text
+
+
+def test_slurm_exit_codes_are_put_in_words_with_the_signal_a_shell_would_report():
+    assert exit_code_in_words("65:0") == "exit code 65"
+    assert exit_code_in_words("137:0") == "exit code 137, signal SIGKILL"
+    assert exit_code_in_words("0:9") == "exit code 0, signal SIGKILL"
+    assert exit_code_in_words("0:0") == "exit code 0"
+    assert exit_status(-signal.SIGKILL) == 137 and exit_status(65) == 65
+
+
+def test_a_slurm_command_that_fails_warns_once_and_a_task_without_a_record_says_so(
+    caplog, monkeypatch
+):
+    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")  # no cluster: both fail
+    queue._warn_once.cache_clear()
+    ends = {queue.how_it_ended("999_0") for _ in range(3)}
+    assert ends == {"Slurm keeps no record of it (no accounting on this cluster)"}
+    warnings = [r.getMessage().split(" ")[0] for r in caplog.records if r.levelname == "WARNING"]
+    assert sorted(warnings) == ["sacct", "scontrol"]
+
+
+def _state(pid: int) -> str | None:
+    """Process `pid`'s state letter (Z: ended, not yet reaped), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_a_points_process_dies_with_the_task_process_that_started_it(tmp_path):
+    # A stand-in for the task's wrapper: it starts a child as run_task does, then waits.
+    wrapper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, subprocess, sys\n"
+            "from inat.sweeps.slurm.task import _dying_with_parent\n"
+            "child = subprocess.Popen(['sleep', '600'],"
+            " preexec_fn=lambda: _dying_with_parent(signal.SIGKILL))\n"
+            "print(child.pid, flush=True)\n"
+            "child.wait()\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    child = int(wrapper.stdout.readline())
+    wrapper.kill()
+    wrapper.wait(timeout=10)
+    wait_for(lambda: _state(child) in (None, "Z"), 10, f"process {child} dies with its parent")

@@ -1,15 +1,20 @@
 """The controller of a Slurm sweep (`inat sweep JOB --launcher slurm`, run by slurm/sweep.sh).
 
-1. Expand the job into its points, write the manifest, keep the points not done yet.
-2. Compose the controller's config (configs/slurm_sweep.yaml and the hydra.* overrides) and
+1. Expand the job into its points, write the manifest.
+2. Wait while tasks of an earlier submission of the sweep (its controller was cancelled,
+   they were not) are still queued or running: submitting their points again would train
+   them twice at once. Then keep the points not done yet.
+3. Compose the controller's config (configs/slurm_sweep.yaml and the hydra.* overrides) and
    freeze the job file into its log folder, so that a requeued task reads the job as it was.
-3. Run a Hydra multirun over those points' indices with the Slurm launcher: one array job.
-4. When every task has ended, record a point whose task died without a word as failed,
-   then write summary.json.
+4. Run a Hydra multirun over those points' indices with the Slurm launcher: one array job,
+   waited for until every task has left Slurm's queue (a requeued task has not).
+5. Record a point whose task died without a word as failed, with what Slurm says of the
+   task, then write summary.json.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,11 +26,12 @@ import yaml
 from omegaconf import DictConfig
 
 from inat.compose import compose
-from inat.errors import ConfigError, ExitCode
+from inat.errors import ConfigError, ExitCode, TransientError
 from inat.rundir import SUMMARY, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point, expand, load_job, override_value
 from inat.sweeps.run import mark_failed, sweep_storage, write_manifest
+from inat.sweeps.slurm.queue import TASKS, live, tasks_named, wait_until_ended
 from inat.sweeps.slurm.submit import Container
 from inat.sweeps.slurm.task import run_task
 from inat.sweeps.summary import write_summary
@@ -91,13 +97,15 @@ def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
     job = load_job(job_file)
     points = expand(job)
     point_overrides, controller_overrides = split_overrides(overrides)
-    log_dir = Path(controller_config(job["name"], controller_overrides).hydra.sweep.dir).absolute()
+    cfg = controller_config(job["name"], controller_overrides)
+    log_dir = Path(cfg.hydra.sweep.dir).absolute()
     storage = sweep_storage(job, point_overrides)
     if job.get("sweep"):
         write_manifest(storage, job, points)
         runs = {p.index: storage.child(p.name) for p in points}
     else:
         runs = {0: storage}
+    wait_for_earlier_tasks(str(cfg.hydra.launcher.name))
     todo = [p for p in points if RunDir(runs[p.index]).status() != Status.DONE]
     log.info("%s: %d point(s), %d to run", job["name"], len(points), len(todo))
     if todo:
@@ -108,6 +116,29 @@ def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
         log.info("%s/%s: %s", storage.uri, SUMMARY, summary["counts"])
     done = all(RunDir(run).status() == Status.DONE for run in runs.values())
     return ExitCode.OK if done else ExitCode.FAILURE
+
+
+def wait_for_earlier_tasks(name: str) -> None:
+    """Wait until no array task called `name` (this sweep's) is queued or running.
+
+    They belong to an earlier submission of the sweep whose controller was cancelled: their
+    points are not done yet, and submitting them again now would train them twice at once.
+    """
+    listed = tasks_named(name)
+    if listed is None:
+        raise TransientError(f"squeue cannot list the tasks of {name}: submit the sweep again")
+    earlier = [t.job_id for t in live(listed)]
+    if not earlier:
+        return
+    log.warning(
+        "%d task(s) of an earlier submission of this sweep are still queued or running (%s): "
+        "waiting for them to end, then submitting the points not done "
+        "(scancel --name %s stops them instead)",
+        len(earlier),
+        " ".join(earlier),
+        name,
+    )
+    wait_until_ended(name, earlier)
 
 
 def _multirun_points(
@@ -135,19 +166,24 @@ def _multirun_points(
     try:
         _multirun()
     except SystemExit as e:
-        # Hydra exits when a task ended without a result; the run directories tell more.
+        # Hydra exits when the array job could not be submitted (sbatch refused it).
         log.error("the multirun ended with exit code %s", e.code)
     finally:
         sys.argv = argv
 
 
 def _record_silent_ends(todo: list[Point], runs: dict[int, Storage], log_dir: Path) -> None:
-    """Mark failed the points whose task ended without a word in their run directory."""
-    for position, point in enumerate(todo):  # the array task's index is the position
+    """Mark failed the points whose task ended without a word in their run directory, with
+    what Slurm said of the task (tasks.json, written by the launcher in submission order)."""
+    tasks_file = log_dir / TASKS
+    if not tasks_file.exists():  # the multirun ended before its tasks were submitted
+        return
+    tasks = json.loads(tasks_file.read_text())
+    for point, task in zip(todo, tasks, strict=True):
         if RunDir(runs[point.index]).status() in (None, Status.RUNNING):
-            logs = sorted(log_dir.glob(f".submitit/*_{position}")) or [log_dir / ".submitit"]
             mark_failed(
                 runs[point.index],
-                "its Slurm task ended without finishing it (out of memory? a node failure? "
-                f"scancel?); its logs: {logs[-1]}",
+                f"its Slurm task {task['job_id']} ended without finishing it ({task['end']}: "
+                "its process or the task's killed? the node lost? out of memory?); its logs: "
+                f"{log_dir / '.submitit' / task['job_id']}",
             )

@@ -7,11 +7,19 @@ signal while the child runs, so that submitit's own handler (checkpoint(), `scon
 requeue`) runs once the checkpoint is published rather than at once. The requeued task runs
 this function again with the same arguments, and the point resumes from its checkpoint.
 
+The point's process dies with this one (PR_SET_PDEATHSIG): where Slurm tracks a task's
+processes by their parent links (proctrack/linuxproc), a point whose wrapper was killed
+would otherwise go on training outside the allocation. A point that did not end done ends
+the task with a non-zero exit code (its own, or 128 + the signal that killed it), so that
+Slurm's state (FAILED) and exit code tell the truth; the controller records them for a point
+whose process was killed before it could say why.
+
 The point's run directory records how it ended; the controller reads it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
@@ -58,6 +66,32 @@ def _child_env(processes: int) -> dict[str, str]:
     return env
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
+
+
+def _dying_with_parent(sig: signal.Signals) -> None:
+    """In the child, before it runs the point: get `sig` when this process (its parent)
+    dies, and at once if it already died."""
+    parent = os.getppid()
+    _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def _death_signal(processes: int) -> signal.Signals:
+    """What the point's process gets when the task dies: SIGKILL, as a cgroup kills the
+    task's processes; under `inat launch` SIGTERM, which the launcher passes on to its
+    training processes (they would outlive a launcher killed outright)."""
+    return signal.SIGKILL if processes == 1 else signal.SIGTERM
+
+
+def exit_status(code: int) -> int:
+    """The task's exit status for a child's return code: the same, or 128 + N for a child
+    killed by signal N (as a shell reports it)."""
+    return 128 - code if code < 0 else code
+
+
 def describe(code: int) -> str:
     """A child's return code in words: `exit code 65`, `signal SIGKILL`."""
     return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
@@ -65,7 +99,8 @@ def describe(code: int) -> str:
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
     """Train point `cfg.point` of the job `cfg.job_file` with `cfg.overrides`; returns how its
-    process ended. Requeues the task (and does not return) when Slurm warned in time."""
+    process ended when it ended done (or pruned). Requeues the task when Slurm warned in
+    time; otherwise exits with the point's exit status (SystemExit)."""
     launcher = HydraConfig.get().launcher
     job_file = str(cfg.job_file)
     processes = processes_per_point(launcher.gpus_per_node)
@@ -80,7 +115,11 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     warning = getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}")
     log.info("point %d: %s", cfg.point, shlex.join(command))
     with _recording(warning) as warned:
-        code = subprocess.call(command, env=_child_env(processes))
+        code = subprocess.call(
+            command,
+            env=_child_env(processes),
+            preexec_fn=lambda: _dying_with_parent(_death_signal(processes)),
+        )
     log.info("point %d ended with %s", cfg.point, describe(code))
     if warned and code not in (ExitCode.OK, ExitCode.BAD_INPUT):
         log.warning("Slurm warned of a time limit or preemption: requeueing point %d", cfg.point)
@@ -88,4 +127,6 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
             signal.raise_signal(warning)  # submitit's handler: checkpoint(), requeue, exit
         except UncompletedJobError as e:
             log.error("point %d is not requeued: %s", cfg.point, e)
+    if code != ExitCode.OK:
+        raise SystemExit(exit_status(code))
     return {"point": cfg.point, "exit_code": code, "ended_by": describe(code)}

@@ -255,10 +255,10 @@ when a pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in a
 {{- if .Values.wandb.enabled -}}
 {{- $overrides = append $overrides "logger=wandb" -}}
 {{- with .Values.wandb.project -}}
-{{- $overrides = append $overrides (printf "logger.project=%s" .) -}}
+{{- $overrides = append $overrides (printf "logger.wandb.project=%s" .) -}}
 {{- end -}}
 {{- with .Values.wandb.entity -}}
-{{- $overrides = append $overrides (printf "logger.entity=%s" .) -}}
+{{- $overrides = append $overrides (printf "logger.wandb.entity=%s" .) -}}
 {{- end -}}
 {{- end -}}
 {{- range concat $overrides (.Values.overrides | default list) -}}

@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 
 from inat import configs
 from inat.compose import compose
-from inat.schema import TRACKERS
 from inat.rundir import flatten
+from inat.schema import TRACKERS
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a

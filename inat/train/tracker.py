@@ -194,6 +194,21 @@ class Tracker:
         if self.board is not None and not isinstance(self.run, LocalStorage):
             shutil.rmtree(self.board, ignore_errors=True)  # uploaded: the local copy goes
 
+    def abort(self, interrupted: bool) -> None:
+        """Close every tracker after an attempt that failed or was interrupted, keeping
+        what it logged: the CSV and event files are published, the W&B run ends with exit
+        code 1, the MLflow run as KILLED (a resume continues it) or FAILED."""
+        for tracker in self.trackers:
+            if tracker.name == "wandb":
+                tracker.run.finish(exit_code=1)
+            elif tracker.name == "mlflow":
+                import mlflow
+
+                mlflow.end_run("KILLED" if interrupted else "FAILED")
+            else:
+                tracker.finish()
+        self._publish()
+
     def _log(self, values: dict[str, Any], step: int) -> None:
         for tracker in self.trackers:
             tracker.log(values, step=step)

@@ -630,6 +630,11 @@ class Trainer:
         self._note(logging.WARNING if status is Status.INTERRUPTED else logging.ERROR, error)
         if not self.main:
             return
+        if self.tracker is not None:
+            try:  # a tracker that cannot be closed must not hide why the attempt ended
+                self.tracker.abort(interrupted=status is Status.INTERRUPTED)
+            except Exception as failure:
+                log.warning("could not close the trackers: %s", failure)
         try:
             self.run_dir.mark(status, error=error)
         except (InatError, OSError) as failure:

@@ -63,6 +63,8 @@ def compose(
             cfg = hydra_compose(config_name, overrides, return_hydra_config=hydra_node)
     except (HydraException, OmegaConfBaseException) as e:
         raise config_error(e, overrides, config_name) from e
+    except AssertionError as e:  # OmegaConf cannot set a key below a null section
+        raise _unchosen_section(overrides) from e
     validate(cfg)
     return cfg
 
@@ -92,11 +94,13 @@ def _node_problems(node: DictConfig, prefix: str) -> Iterator[str]:
     for key in node:
         if prefix == "" and key == "hydra":
             continue
-        if fields and key not in fields:  # added with +key=...
+        if dataclasses.is_dataclass(kind) and key not in fields:  # added with +key=...
             tree = OmegaConf.to_container(node, resolve=False)
             yield _unknown_key(f"{prefix}{key}", prefix.rstrip("."), {k: tree[k] for k in fields})
             continue
         child = node._get_node(key)
+        if isinstance(child, DictConfig) and child._is_none():
+            continue  # an optional section left out (logger.mlflow when not chosen)
         rule = fields[key].metadata.get("rule") if key in fields else None
         if isinstance(child, DictConfig) and not dataclasses.is_dataclass(
             OmegaConf.get_type(child)
@@ -158,6 +162,18 @@ def config_error(
     if cause is not None and cause.full_key:
         origin += f"{cause.full_key}: "
     return ConfigError(f"the config does not compose: {origin}{detail}. {where}".strip())
+
+
+def _unchosen_section(overrides: Sequence[str]) -> ConfigError:
+    """The error for a key set below a section that is null, a tracker not chosen
+    (logger.mlflow.experiment=x without logger=mlflow)."""
+    keys = [_override_key(o) for o in overrides if "=" in o]
+    key = next((k for k in keys if k.startswith("logger.") and k.count(".") >= 2), "logger.*")
+    tracker = key.split(".")[1]
+    return ConfigError(
+        f"{key} cannot be set: logger.{tracker} is not chosen. Choose it first, e.g. "
+        f"logger={tracker} or logger=[{tracker},...] (`inat train --help` lists them)."
+    )
 
 
 def _unparsable(error: OverrideParseException, overrides: Sequence[str], where: str) -> ConfigError:

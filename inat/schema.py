@@ -133,6 +133,7 @@ PIPELINES = ("prepared", "images")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 RETRY_MODES = ("standard", "adaptive", "legacy")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+TRACKERS = ("wandb", "tensorboard", "mlflow", "csv")  # the options of logger=, in LoggerConfig
 
 
 # -- data
@@ -380,6 +381,36 @@ class WandbConfig:
     group: str | None = None
     """The run group; null: the sweep's name for sweep points."""
     tags: list[str] = field(default_factory=lambda: [])
+    log_checkpoint: bool = False
+    """Upload the best checkpoint as a model artifact when the run ends."""
+
+
+@dataclass
+class TensorBoardConfig:
+    """logger=tensorboard: event files in the run directory's tensorboard/ folder."""
+
+
+@dataclass
+class MLflowConfig:
+    """logger=mlflow: one MLflow run per inat run (MLFLOW_TRACKING_URI from the environment)."""
+
+    experiment: str | None = None
+    """The experiment; null: the sweep's name for sweep points, else the run's name."""
+
+
+@dataclass
+class CSVConfig:
+    """logger=csv: metrics.csv in the run directory, one row per logged step, epoch and test."""
+
+
+@dataclass
+class LoggerConfig:
+    """logger=NAME or logger=[NAME,...]: the trackers chosen, each under its own key."""
+
+    wandb: WandbConfig | None = None
+    tensorboard: TensorBoardConfig | None = None
+    mlflow: MLflowConfig | None = None
+    csv: CSVConfig | None = None
 
 
 # -- the top level: groups are typed by their own schemas, merged in by the defaults list
@@ -409,7 +440,8 @@ class TrainConfig:
     scheduler: Any = None
     trainer: Any = None
     storage: Any = None
-    logger: Any = None
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """The trackers chosen (logger=[wandb,mlflow]); none: metrics.jsonl alone."""
 
 
 # -- rules across keys: each yields (the key it names, what is allowed) for a composed config
@@ -448,6 +480,9 @@ def register() -> None:
         ("trainer", "default", TrainerConfig),
         ("storage", "default", S3Settings),
         ("logger", "wandb", WandbConfig),
+        ("logger", "tensorboard", TensorBoardConfig),
+        ("logger", "mlflow", MLflowConfig),
+        ("logger", "csv", CSVConfig),
     ):
         store.store(group=f"schema/{group}", name=name, node=node)
 

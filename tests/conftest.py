@@ -52,3 +52,15 @@ def s3_bucket(s3_client) -> Iterator[str]:
         for item in page.get("Contents", []):
             s3_client.delete_object(Bucket=name, Key=item["Key"])
     s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real MLflow tracking server for the test; MLFLOW_TRACKING_URI points at it."""
+    from helpers.mlflow_server import mlflow_server
+
+    folder = tmp_path / "mlflow-server"
+    folder.mkdir()
+    with mlflow_server(folder) as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from inat import configs
 from inat.compose import compose
 from inat.rundir import flatten
+from inat.schema import TRACKERS
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
@@ -40,8 +41,17 @@ def group_options(config: Mapping[str, Any]) -> dict[str, str | None]:
             if OmegaConf.load(path).get(key) == value:
                 options[group] = path.stem
                 break
-    options["logger"] = "wandb" if config.get("logger") else None
+    options["logger"] = _trackers(config.get("logger") or {})
     return options
+
+
+def _trackers(logger: Mapping[str, Any]) -> str | None:
+    """The logger choice of a resolved config's `logger` section: wandb, [wandb,mlflow] or
+    None for none."""
+    chosen = [name for name in TRACKERS if logger.get(name) is not None]
+    if len(chosen) > 1:
+        return f"[{','.join(chosen)}]"
+    return chosen[0] if chosen else None
 
 
 def overrides_for(config: Mapping[str, Any]) -> list[str]:
@@ -79,7 +89,7 @@ def config_file(config: Mapping[str, Any], name: str, header: str) -> str:
     schemas = [
         f"/schema/{group}/{_schema_of(group, option)}@{group}"
         for group, option in group_options(config).items()
-        if option is not None
+        if option is not None and group != "logger"  # typed by the train schema itself
     ]
     document = {
         "defaults": [

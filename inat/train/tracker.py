@@ -1,19 +1,41 @@
-"""Where epoch metrics go: metrics.jsonl in the run directory always, W&B when configured."""
+"""Where metrics go: metrics.jsonl in the run directory always, and the trackers chosen with
+`logger=` (one, or several: logger=[wandb,tensorboard,mlflow,csv]).
+
+W&B, TensorBoard and MLflow are Accelerate's own trackers (accelerate.tracking), driven
+here rather than through `Accelerator(log_with=...)`: the Accelerator exists before the run
+directory is checked, each tool takes the config in its own shape, and
+`Accelerator.end_training` would end the process group the test still needs. What they
+lack is written here: the CSV file (inat.train.csvlog), event files uploaded to an S3 run
+directory, one MLflow run kept across resumes, and W&B's end-of-run extras.
+
+Every tracker sees one step axis, the optimizer step: the training loss every
+`trainer.log_every_n_steps` steps, each epoch's row at its last step, the test at the end.
+Only what `inat.secrets.redact` left of the config reaches them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from inat.rundir import RunDir
-from inat.secrets import redact_overrides
+from inat.rundir import RunDir, flatten
+from inat.secrets import redact, redact_overrides
 from inat.storage import Storage
+from inat.storage.local import LocalStorage
+from inat.train.csvlog import CsvLog
 
 log = logging.getLogger(__name__)
+
+TENSORBOARD = "tensorboard"  # the event files' folder in the run directory
+RUN_DIR_TAG = "inat.run_dir"  # the MLflow tag that finds a run directory's MLflow run
 
 
 def wandb_run_id(run_uri: str) -> str:
@@ -26,6 +48,7 @@ def wandb_names(config: dict[str, Any], group: str | None) -> tuple[str | None, 
 
     A sweep point (run_dir = output/name/<point>) is named after its point folder and
     grouped by the sweep's name unless `group` is set; a single run is named `name`.
+    MLflow's experiment and run are named the same way.
     """
     sweep_dir = f"{str(config['output']).rstrip('/')}/{config['name']}"
     parent, _, folder = str(config["run_dir"]).rstrip("/").rpartition("/")
@@ -34,45 +57,229 @@ def wandb_names(config: dict[str, Any], group: str | None) -> tuple[str | None, 
     return group, config["name"]
 
 
+def params(config: dict[str, Any]) -> dict[str, str | int | float | bool]:
+    """The resolved config as flat `dotted.key: value` pairs, lists and nulls as text, for
+    the trackers that take flat parameters (MLflow, TensorBoard's hparams)."""
+    return {
+        key: value if isinstance(value, str | int | float | bool) else str(value)
+        for key, value in flatten(redact(config)).items()
+    }
+
+
 class Tracker:
-    """Records one row per epoch and the final summary; call only on the main process."""
+    """Records the metrics of one run attempt in every chosen tracker; main process only.
+
+    `resumed_step` is the optimizer step the attempt continues from (0 for a new run):
+    what an earlier attempt logged after it is dropped (CSV) or hidden (TensorBoard).
+    """
 
     def __init__(
         self,
         run: Storage,
-        wandb_cfg: DictConfig | None,
+        logger: DictConfig | None,
         config: dict[str, Any],
+        resumed_step: int = 0,
     ) -> None:
         self.run = run
-        self.wandb = None
-        if wandb_cfg is not None:
-            import wandb
+        self.trackers: list[Any] = []  # accelerate.tracking.GeneralTracker
+        self.wandb: Any = None  # the W&B run, for the extras only W&B takes
+        self.log_checkpoint = False
+        self.board: Path | None = None  # the local folder of the TensorBoard event files
+        self.csv = CsvLog(run, resumed_step) if logger and logger.csv is not None else None
+        if not logger:
+            return
+        group, run_name = wandb_names(config, logger.wandb.group if logger.wandb else None)
+        if logger.wandb is not None:
+            self._start_wandb(logger.wandb, group, run_name, config)
+        if logger.tensorboard is not None:
+            self._start_tensorboard(config, resumed_step)
+        if logger.mlflow is not None:
+            self._start_mlflow(logger.mlflow.experiment or group or run_name, run_name, config)
 
-            group, run_name = wandb_names(config, wandb_cfg.group)
-            # wandb records the command line; an override may carry a secret.
-            argv, sys.argv = sys.argv, redact_overrides(sys.argv)
-            try:
-                self.wandb = wandb.init(
-                    project=wandb_cfg.project,
-                    entity=wandb_cfg.entity,
-                    group=group,
-                    tags=list(wandb_cfg.tags),
-                    name=run_name,
-                    id=wandb_run_id(run.uri),
-                    resume="allow",
-                    config=config,
-                )
-            finally:
-                sys.argv = argv
+    # -- starting each tracker
+    def _start_wandb(
+        self, cfg: DictConfig, group: str | None, run_name: str, config: dict[str, Any]
+    ) -> None:
+        from accelerate.tracking import WandBTracker
+
+        tracker = WandBTracker(
+            cfg.project,
+            entity=cfg.entity,
+            group=group,
+            tags=list(cfg.tags),
+            name=run_name,
+            id=wandb_run_id(self.run.uri),
+            resume="allow",
+            config=redact(config),
+        )
+        # wandb records the command line; an override may carry a secret.
+        argv, sys.argv = sys.argv, redact_overrides(sys.argv)
+        try:
+            tracker.start()
+        finally:
+            sys.argv = argv
+        self.trackers.append(tracker)
+        self.wandb, self.log_checkpoint = tracker.run, cfg.log_checkpoint
+
+    def _start_tensorboard(self, config: dict[str, Any], resumed_step: int) -> None:
+        from accelerate.tracking import TensorBoardTracker
+
+        if isinstance(self.run, LocalStorage):
+            self.board = self.run.root / TENSORBOARD
+        else:  # written here, uploaded at each epoch end and at the end
+            self.board = Path(tempfile.mkdtemp(prefix="inat-tensorboard-"))
+        # A resumed run hides what an earlier attempt logged after its checkpoint.
+        purge = {"purge_step": resumed_step + 1} if resumed_step else {}
+        tracker = TensorBoardTracker("", self.board, **purge)
+        tracker.start()
+        if not resumed_step:
+            tracker.store_init_configuration(params(config))
+        self.trackers.append(tracker)
+
+    def _start_mlflow(self, experiment: str, run_name: str, config: dict[str, Any]) -> None:
+        import mlflow
+        from accelerate.tracking import MLflowTracker
+
+        uri = redact(self.run.uri)
+        found = mlflow.search_runs(
+            experiment_names=[experiment],
+            filter_string=f"tags.`{RUN_DIR_TAG}` = '{uri}'",
+            output_format="list",
+        )
+        run_id = found[0].info.run_id if found else None
+        tracker = MLflowTracker(
+            experiment, run_id=run_id, run_name=run_name, tags={RUN_DIR_TAG: uri}
+        )
+        tracker.start()
+        # Parameters cannot change once logged: a resumed run logs only those it lacks.
+        logged = tracker.active_run.data.params
+        tracker.store_init_configuration(
+            {k: v for k, v in params(config).items() if k not in logged}
+        )
+        self.trackers.append(tracker)
+        log.info("MLflow run %s in experiment %s", tracker.active_run.info.run_id, experiment)
+
+    # -- logging
+    def log_step(self, values: dict[str, float], step: int, epoch: int) -> None:
+        """Log the values of one optimizer step (the training loss every n steps)."""
+        self._log({"epoch": epoch, **values}, step)
 
     def log_epoch(self, history: list[dict[str, Any]]) -> None:
         """Publish the metrics of every epoch so far; the last row is the new one."""
         RunDir(self.run).write_metrics(history)
-        if self.wandb is not None:
-            self.wandb.log(history[-1], step=history[-1]["epoch"])
+        self._log(history[-1], history[-1]["step"])
+        self._publish()
 
-    def finish(self, summary: dict[str, Any], exit_code: int) -> None:
-        """Record the final metrics and close the W&B run."""
-        if self.wandb is not None:
-            self.wandb.summary.update(summary)
-            self.wandb.finish(exit_code=exit_code)
+    def finish(self, result: dict[str, Any], classes: list[str], best: str | None) -> None:
+        """Log the test metrics and W&B's extras, then close every tracker.
+
+        `result` is what result.json records of the finished run (its "test": loss,
+        accuracy, per-class accuracy, confusion matrix); `best` is the best checkpoint's
+        path in the run directory.
+        """
+        test, final = result["test"], result["final"] or {}
+        scores = {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+        self._log({"epoch": result["epochs"], **scores}, final.get("step", 0))
+        with tempfile.TemporaryDirectory(prefix="inat-artifact-") as scratch:
+            if self.wandb is not None:
+                self.wandb.summary.update(
+                    {**scores, "best_val_accuracy": result["best_val_accuracy"]}
+                )
+                self._wandb_extras(test, classes)
+                if self.log_checkpoint and best:
+                    self._wandb_checkpoint(best, Path(scratch), result["best_epoch"])
+            for tracker in self.trackers:
+                tracker.finish()
+        self._publish()
+        if self.board is not None and not isinstance(self.run, LocalStorage):
+            shutil.rmtree(self.board, ignore_errors=True)  # uploaded: the local copy goes
+
+    def abort(self, interrupted: bool) -> None:
+        """Close every tracker after an attempt that failed or was interrupted, keeping
+        what it logged: the CSV and event files are published, the W&B run ends with exit
+        code 1, the MLflow run as KILLED (a resume continues it) or FAILED."""
+        for tracker in self.trackers:
+            if tracker.name == "wandb":
+                tracker.run.finish(exit_code=1)
+            elif tracker.name == "mlflow":
+                import mlflow
+
+                mlflow.end_run("KILLED" if interrupted else "FAILED")
+            else:
+                tracker.finish()
+        self._publish()
+
+    def _log(self, values: dict[str, Any], step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log(values, step=step)
+        if self.csv is not None:
+            self.csv.add({"step": step, **values})
+
+    def _publish(self) -> None:
+        """Write the CSV, and upload the event files to a run directory on S3."""
+        if self.csv is not None:
+            self.csv.write()
+        if self.board is None or isinstance(self.run, LocalStorage):
+            return
+        for path in sorted(self.board.rglob("*")):
+            if path.is_file():
+                self.run.upload_file(path, f"{TENSORBOARD}/{path.relative_to(self.board)}")
+
+    # -- what only W&B gets
+    def _wandb_extras(self, test: dict[str, Any], classes: list[str]) -> None:
+        """The test confusion matrix and per-class accuracy as W&B charts, and the run's
+        plots (inat.results.plots) as images."""
+        import wandb
+
+        pairs = [
+            (actual, predicted)
+            for actual, row in enumerate(test["confusion_matrix"])
+            for predicted, count in enumerate(row)
+            for _ in range(count)
+        ]
+        y_true, preds = ([p[0] for p in pairs], [p[1] for p in pairs])
+        table = wandb.Table(
+            columns=["class", "accuracy"],
+            data=[[name, test["per_class_accuracy"][name]] for name in classes],
+        )
+        self.wandb.log(
+            {
+                "test/confusion_matrix": wandb.plot.confusion_matrix(
+                    y_true=y_true, preds=preds, class_names=classes, title="Test confusion matrix"
+                ),
+                "test/per_class_accuracy": wandb.plot.bar(
+                    table, "class", "accuracy", title="Per-class test accuracy"
+                ),
+                **{f"plots/{name}": image for name, image in _plot_images(self.run).items()},
+            }
+        )
+
+    def _wandb_checkpoint(self, relpath: str, scratch: Path, best_epoch: int | None) -> None:
+        """Upload the best checkpoint as a model artifact (logger.wandb.log_checkpoint)."""
+        import wandb
+
+        local = scratch / Path(relpath).name
+        self.run.download_file(relpath, local)
+        artifact = wandb.Artifact(
+            f"model-{self.wandb.id}",
+            type="model",
+            metadata={"best_epoch": best_epoch, "path": relpath},
+        )
+        artifact.add_file(str(local), name="state.pt")
+        self.wandb.log_artifact(artifact, aliases=["best", f"epoch-{best_epoch}"])
+
+
+def _plot_images(run: Storage) -> dict[str, Any]:
+    """The plots `inat results` draws for this run, as W&B images."""
+    import wandb
+    from PIL import Image
+
+    from inat.results.collect import collect
+    from inat.results.plots import draw
+
+    images = {}
+    for name, figure in draw(collect(run.uri)).items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        images[name] = wandb.Image(Image.open(io.BytesIO(buffer.getvalue())), caption=name)
+    return images

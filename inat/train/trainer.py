@@ -41,7 +41,7 @@ from inat.errors import ConfigError, InatError, Interrupted, TransientError
 from inat.lease import Lease, holder_id
 from inat.models import build_model
 from inat.progress import Progress
-from inat.rundir import RunDir, RunLog, Status, now
+from inat.rundir import CHECKPOINTS, RunDir, RunLog, Status, now
 from inat.secrets import redact
 from inat.storage import open_storage, storage_settings
 from inat.train.callbacks import Callback, EarlyStopping, StopRun
@@ -317,7 +317,9 @@ class Trainer:
             log.info(line)
         if not self.main:
             return
-        self.tracker = Tracker(self.run_dir.storage, self.cfg.get("logger"), self.config)
+        self.tracker = Tracker(
+            self.run_dir.storage, self.cfg.logger, self.config, resumed_step=self.state.step
+        )
         self.run_dir.write_config(self.config)
         self.run_dir.write_metrics(self.state.history)
         # A fresh result.json per attempt: what earlier attempts did lives in "resumes".
@@ -373,7 +375,12 @@ class Trainer:
             progress.set(loss=loss_value, lr=self.scheduler.get_last_lr()[0])
             if not self.accelerator.sync_gradients:
                 continue
-            if self._count_step(nonfinite) and i < len(self.train_dl):
+            stop_now = self._count_step(nonfinite)
+            if self.main and state.step % self.cfg.trainer.log_every_n_steps == 0:
+                lr = self.scheduler.get_last_lr()[0]
+                step_values = {"train_loss_step": loss_value, "lr_step": lr}
+                self.tracker.log_step(step_values, state.step, epoch + 1)
+            if stop_now and i < len(self.train_dl):
                 self._interrupt_mid_epoch(i, sums)
             nonfinite = False
         record.seconds = time.perf_counter() - epoch_start
@@ -445,8 +452,10 @@ class Trainer:
         }
         if self.main:
             self.run_dir.mark(status, **result, skipped_images=self.data.skipped_images())
-            summary = {"test_accuracy": test.accuracy, "best_val_accuracy": state.best_val_accuracy}
-            self.tracker.finish(summary, exit_code=0)
+            best = self.ckpts.best()
+            self.tracker.finish(
+                result, self.data.classes, f"{CHECKPOINTS}/{best['path']}" if best else None
+            )
             log.info(
                 "%s: best val_acc=%.4f (epoch %s), test_acc=%.4f -> %s",
                 status,
@@ -544,7 +553,7 @@ class Trainer:
         self.state.stop_status, self.state.stop_reason = decision.status.value, decision.reason
 
     def _publish_epoch(self, row: dict[str, Any], epoch: _Epoch) -> None:
-        """metrics.jsonl, W&B, result.json's heartbeat, the epoch's log lines, train.log."""
+        """metrics.jsonl and the trackers, result.json's heartbeat, the log lines, train.log."""
         _log_nonfinite_steps(
             row["epoch"],
             self.state.skipped_steps - epoch.skipped_before,
@@ -621,6 +630,11 @@ class Trainer:
         self._note(logging.WARNING if status is Status.INTERRUPTED else logging.ERROR, error)
         if not self.main:
             return
+        if self.tracker is not None:
+            try:  # a tracker that cannot be closed must not hide why the attempt ended
+                self.tracker.abort(interrupted=status is Status.INTERRUPTED)
+            except Exception as failure:
+                log.warning("could not close the trackers: %s", failure)
         try:
             self.run_dir.mark(status, error=error)
         except (InatError, OSError) as failure:

@@ -299,7 +299,7 @@ def test_wandb_logs_with_the_key_from_a_secret():
         "key": "WANDB_API_KEY",
     }
     args = container(manifests)["args"]
-    assert {"logger=wandb", "logger.project=p", "logger.entity=e"} <= set(args)
+    assert {"logger=wandb", "logger.wandb.project=p", "logger.wandb.entity=e"} <= set(args)
     assert "logger=wandb" not in container(render([SMOKE]))["args"]
 
 

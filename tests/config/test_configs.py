@@ -289,6 +289,16 @@ def test_one_point_of_a_cluster_sweep_fails_alone_and_is_recorded(tmp_path):
     assert result["status"] == "failed" and "optimizer.lr=inf" in result["error"]
 
 
-def test_keys_of_a_group_not_chosen_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"logger has no config group chosen.*logger=wandb"):
+def test_keys_of_a_logger_not_chosen_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"logger.project is not a config key: logger takes csv"):
         compose(["+logger.project=mine"])
+    with pytest.raises(ConfigError, match=r"logger.wandb is not chosen.*e.g. logger=wandb or"):
+        compose(["logger=mlflow", "logger.wandb.project=mine"])
+    with pytest.raises(ConfigError, match=r"logger.csv.x is not a config key"):
+        compose(["logger=csv", "+logger.csv.x=1"])
+
+
+def test_several_loggers_compose_each_under_its_own_key() -> None:
+    cfg = compose(["logger=[wandb,mlflow]", "logger.wandb.project=mine"])
+    assert cfg.logger.wandb.project == "mine" and cfg.logger.mlflow.experiment is None
+    assert cfg.logger.tensorboard is None and cfg.logger.csv is None

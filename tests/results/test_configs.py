@@ -29,6 +29,7 @@ def _what(config: dict) -> dict:
         [],
         ["experiment=original_scratch", "data.source=s3://bucket/nature_12K.zip"],
         ["experiment=original_finetune", "logger=wandb", "model.strategy=last_k"],
+        ["logger=[mlflow,csv]", "logger.mlflow.experiment=mine"],
         ["model=finetune", "optimizer=adamw", "data.source='/data/my photos.zip'"],
         ["scheduler=onecycle", "optimizer=sgd", "model.weights=null", "model=finetune"],
     ],

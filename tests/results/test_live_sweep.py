@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import struct
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers.runs import TINY_DATA, TINY_MODEL, location, run_inat, run_until
+from helpers.wandb_records import records
 
 from inat.cli import main
 from inat.sweeps.jobs import expand, load_job
@@ -34,27 +34,11 @@ MARKER = f"epoch 1/{EPOCHS} train_loss"
 
 
 def _wandb_runs(wandb_dir: Path) -> list[tuple[str, str, str]]:
-    """(run id, group, name) of each offline W&B run, read from its .wandb file: the
-    LevelDB-style log of protobuf records that `wandb sync` uploads."""
-    from wandb.proto import wandb_internal_pb2
-
+    """(run id, group, name) of each offline W&B run, read from its .wandb file."""
     runs = []
     for path in sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb")):
-        data = path.read_bytes()
-        position, chunks = 7, b""  # after the ":W&B" header; records live in 32 KiB blocks
-        while position + 7 <= len(data):
-            if (left := 32768 - position % 32768) < 7:
-                position += left
-                continue
-            _, length, kind = struct.unpack("<IHB", data[position : position + 7])
-            chunks += data[position + 7 : position + 7 + length]
-            position += 7 + length
-            if kind in (1, 4):  # a whole record, or the last piece of one
-                record = wandb_internal_pb2.Record.FromString(chunks)
-                chunks = b""
-                if record.WhichOneof("record_type") == "run":
-                    runs.append((record.run.run_id, record.run.run_group, record.run.display_name))
-                    break
+        run = next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+        runs.append((run.run_id, run.run_group, run.display_name))
     return runs
 
 

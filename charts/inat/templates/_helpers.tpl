@@ -280,10 +280,10 @@ sweep ($(JOB_COMPLETION_INDEX)) or, in an adaptive sweep, the workers of one tas
 {{- if .Values.wandb.enabled -}}
 {{- $overrides = append $overrides "logger=wandb" -}}
 {{- with .Values.wandb.project -}}
-{{- $overrides = append $overrides (printf "logger.project=%s" .) -}}
+{{- $overrides = append $overrides (printf "logger.wandb.project=%s" .) -}}
 {{- end -}}
 {{- with .Values.wandb.entity -}}
-{{- $overrides = append $overrides (printf "logger.entity=%s" .) -}}
+{{- $overrides = append $overrides (printf "logger.wandb.entity=%s" .) -}}
 {{- end -}}
 {{- end -}}
 {{- range concat $overrides (.Values.overrides | default list) -}}

@@ -1,0 +1,147 @@
+"""Every tracker for real, read back with its own tools: TensorBoard's event reader,
+MlflowClient against a real tracking server, the CSV file, the offline W&B run's records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from helpers.runs import TINY, location, read_metrics, run_inat, run_until
+from helpers.wandb_records import history, records
+
+from inat.train.tracker import RUN_DIR_TAG
+
+pytestmark = pytest.mark.slow
+
+ALL = "logger=[wandb,tensorboard,mlflow,csv]"
+EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
+
+
+def _scalars(board: Path) -> dict[str, dict[int, float]]:
+    """Every scalar of the event files below `board`: tag -> step -> value."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(board))
+    multiplexer.Reload()
+    scalars: dict[str, dict[int, float]] = {}
+    for run, tags in multiplexer.Runs().items():
+        for tag in tags["scalars"]:
+            for event in multiplexer.Scalars(run, tag):
+                scalars.setdefault(tag, {})[event.step] = event.value
+    return scalars
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def _mlflow_run(uri: str, experiment: str, run_dir: Path):
+    """The one MLflow run of `run_dir` in `experiment`, and its client."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string=f"tags.`{RUN_DIR_TAG}` = '{run_dir}'",
+    )
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def _mlflow_history(client, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def test_every_tracker_records_each_epoch_the_steps_and_the_test(tmp_path, mlflow_uri):
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wb")}
+    args = [*TINY, "trainer.epochs=2", "trainer.log_every_n_steps=5", ALL]
+    done = run_inat(
+        tmp_path, "train", *args, *location(tmp_path), "logger.wandb.log_checkpoint=true", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "out" / "default"
+    rows, result = read_metrics(run_dir), json.loads((run_dir / "result.json").read_text())
+    steps = range(5, rows[-1]["step"] + 1, 5)
+
+    # TensorBoard: every epoch's metrics at its last step, the loss every 5 steps
+    scalars = _scalars(run_dir / "tensorboard")
+    for row in rows:
+        for key in EPOCH_KEYS:
+            assert scalars[key][row["step"]] == pytest.approx(row[key])
+    assert sorted(scalars["train_loss_step"]) == list(steps)
+    assert scalars["test_accuracy"][rows[-1]["step"]] == pytest.approx(result["test"]["accuracy"])
+
+    # CSV: a row per logged step, per epoch and the test, blank where a row has no value
+    table = _csv_rows(run_dir)
+    epochs = [r for r in table if r["val_accuracy"]]
+    assert [int(r["epoch"]) for r in epochs] == [1, 2]
+    assert [float(r["val_accuracy"]) for r in epochs] == pytest.approx(
+        [row["val_accuracy"] for row in rows]
+    )
+    assert [int(r["step"]) for r in table if r["train_loss_step"]] == list(steps)
+    assert float(table[-1]["test_accuracy"]) == pytest.approx(result["test"]["accuracy"])
+
+    # MLflow: one run named after the run, the flat config, each epoch and the test
+    client, run = _mlflow_run(mlflow_uri, "default", run_dir)
+    assert run.info.status == "FINISHED" and run.info.run_name == "default"
+    assert run.data.params["optimizer.lr"] == "0.05" and run.data.params["trainer.epochs"] == "2"
+    val = _mlflow_history(client, run.info.run_id, "val_accuracy")
+    assert val == pytest.approx({row["step"]: row["val_accuracy"] for row in rows})
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result["test"]["accuracy"])
+
+    # W&B: the loss every 5 steps, each epoch, the test charts, plots and the checkpoint
+    (wandb_file,) = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    logged = history(wandb_file)
+    assert [r["_step"] for r in logged if "train_loss_step" in r] == list(steps)
+    assert [r["val_accuracy"] for r in logged if "val_accuracy" in r] == pytest.approx(
+        [row["val_accuracy"] for row in rows]
+    )
+    final = logged[-1]
+    assert {"plots/learning_curves", "plots/test_confusion_matrix"} <= {
+        k.rsplit("/", 1)[0] for k in final if k.endswith("/_type") and final[k] == "image-file"
+    }
+    files = wandb_file.parent / "files"
+    matrix = json.loads((files / final["test/confusion_matrix_table/path"]).read_text())
+    counts = {(a, p): n for a, p, n in matrix["data"]}
+    classes = result["classes"]
+    assert [[counts[a, p] for p in classes] for a in classes] == result["test"]["confusion_matrix"]
+    per_class = json.loads((files / final["test/per_class_accuracy_table/path"]).read_text())
+    assert dict(per_class["data"]) == pytest.approx(result["test"]["per_class_accuracy"])
+    (artifact,) = [
+        r.artifact
+        for r in records(wandb_file)
+        if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"
+    ]
+    assert "best" in artifact.aliases and [m.path for m in artifact.manifest.contents] == [
+        "state.pt"
+    ]
+
+
+def test_a_resumed_run_continues_its_mlflow_run_csv_and_event_files(tmp_path, mlflow_uri):
+    args = ["train", *TINY, "trainer.epochs=3", ALL.replace("wandb,", "")]
+    stopped = run_until(tmp_path, args, "epoch 2/3 train_loss", signal.SIGTERM)
+    assert stopped.returncode == 75
+    again = run_inat(tmp_path, *args, *location(tmp_path))
+    assert again.returncode == 0, again.stderr
+    run_dir = tmp_path / "out" / "default"
+    rows = read_metrics(run_dir)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+    client, run = _mlflow_run(mlflow_uri, "default", run_dir)
+    assert run.info.status == "FINISHED"
+    val = _mlflow_history(client, run.info.run_id, "val_accuracy")
+    assert val == pytest.approx({row["step"]: row["val_accuracy"] for row in rows})
+    table = _csv_rows(run_dir)
+    assert [int(r["epoch"]) for r in table if r["val_accuracy"]] == [1, 2, 3]
+    assert [int(r["step"]) for r in table if r["train_loss_step"]] == list(
+        range(1, rows[-1]["step"] + 1)
+    )
+    scalars = _scalars(run_dir / "tensorboard")
+    assert scalars["val_accuracy"] == pytest.approx(
+        {row["step"]: row["val_accuracy"] for row in rows}
+    )

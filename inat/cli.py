@@ -404,7 +404,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep = commands.add_parser(
         "sweep",
-        help="run a job file (jobs/*.yaml): every point here, one after another, or one point",
+        help="run a job file (jobs/*.yaml): every point here, one after another, or one "
+        "point; an adaptive sweep's workers",
         description="Run the points of a job file. Overrides after the file apply to every "
         "point, e.g. output=s3://bucket/runs data.source=/data/nature_12K.zip.",
     )

@@ -8,16 +8,17 @@ block says what to train:
       name: scratch-sweep                 # the folder below `output`
       overrides: [experiment=original_scratch]   # Hydra overrides of every point
       sweep:                              # absent for a single run
-        method: random                    # grid | random (`strategy` is read as well)
-        run_cap: 20                       # random only (`num_points` is read as well)
-        seed: 0                           # random only
+        method: random                    # grid | random | bayes (`strategy` is read too)
+        run_cap: 20                       # random, bayes (`num_points` is read as well)
+        seed: 0                           # random, bayes
         parameters:                       # W&B's grammar (inat.sweeps.space)
           optimizer.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 0.1}
           model.dropout: {values: [0.2, 0.3]}
 
 `params: {optimizer.lr: [0.01, 0.001]}` lists values as before.
 
-`expand` turns it into points; a point's name is a pure function of its index and
+`expand` turns a grid or random sweep into points (a bayes sweep's points are chosen as
+its workers take them: inat.sweeps.claims); a point's name is a pure function of its index and
 swept overrides, so every backend, every retry and every reader agrees on it.
 The Helm chart gets the job as values, which keep neither key order nor the
 difference between 0.0 and 0, and reads 1e-4 as a number: so swept keys are taken

@@ -14,7 +14,6 @@ a Slurm array task or a Kubernetes pod (`inat sweep JOB --task G`) runs group G,
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 from inat.errors import ConfigError, ExitCode, Interrupted, TransientError
 from inat.lease import LeaseHeld
+from inat.processes import die_with_parent
 from inat.storage import Storage
 from inat.sweeps.claims import Claim, is_free, read_claims, take
 from inat.sweeps.run import (
@@ -42,7 +42,6 @@ from inat.sweeps.search import Search, parse_search
 log = logging.getLogger(__name__)
 
 _FORWARDED = (signal.SIGTERM, signal.SIGUSR2, signal.SIGHUP)
-_PR_SET_PDEATHSIG = 1
 
 
 def tasks(search: Search) -> int:
@@ -123,13 +122,6 @@ def _train(
     return 1
 
 
-def _die_with_parent() -> None:
-    """In a child, before it runs: the kernel sends SIGKILL when the parent dies, so that no
-    worker trains on after the process that started it was killed (kill -9, a lost task)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _gpu_env(position: int, search: Search) -> dict[str, str]:
     """The environment of the worker at `position` on this machine: its share of the GPUs
     named in CUDA_VISIBLE_DEVICES (`workers_per_gpu` workers to a GPU), if any are named."""
@@ -156,7 +148,7 @@ def run_workers(
         subprocess.Popen(
             [sys.executable, "-m", "inat", "sweep", str(job_file), "--worker", name, *overrides],
             env=_gpu_env(position, search),
-            preexec_fn=_die_with_parent,
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),
         )
         for position, name in enumerate(workers)
     ]

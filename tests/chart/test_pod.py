@@ -12,6 +12,7 @@ import signal
 from typing import Any
 
 import pytest
+import yaml
 from helpers.runs import TINY, run_inat, without_timings
 
 from inat.errors import ExitCode
@@ -188,3 +189,45 @@ def test_a_pod_with_several_gpus_trains_with_one_process_each(cluster, s3_client
     result = json.loads(_objects(s3_client, bucket, "ddp/smoke")["result.json"])
     assert result["status"] == "done"
     assert result["devices"]["num_processes"] == 2
+
+
+def test_an_adaptive_sweeps_pods_run_workers_that_complete_it(cluster, s3_client, tmp_path):
+    bucket = cluster["bucket"]
+    job_file = tmp_path / "bayes.yaml"
+    job_file.write_text(
+        yaml.safe_dump(
+            {
+                "job": {
+                    "name": "k8s-bayes",
+                    "sweep": {
+                        "method": "bayes",
+                        "run_cap": 4,
+                        "parallelism": 2,
+                        "parameters": {
+                            "optimizer.lr": {
+                                "distribution": "log_uniform_values",
+                                "min": 1e-3,
+                                "max": 1e-1,
+                            }
+                        },
+                    },
+                }
+            }
+        )
+    )
+    overrides = [*TINY, "trainer.epochs=1"]
+    manifests = render(
+        [job_file], {**cluster["values"], "output": f"s3://{bucket}/k8s", "overrides": overrides}
+    )
+    job = one(manifests, "Job")["spec"]
+    assert job["completions"] == job["parallelism"] == 2
+    pods = [start(_pod(cluster, manifests, tmp_path / f"pod-{i}", index=i)) for i in range(2)]
+    for pod in pods:  # both at once, as the Indexed Job runs them
+        output = pod.communicate(timeout=600)[0]
+        assert pod.returncode == 0, output
+    objects = _objects(s3_client, bucket, "k8s/k8s-bayes")
+    claims = [json.loads(objects[f"claims/{i:04d}.json"]) for i in range(4)]
+    assert {c["worker"] for c in claims} <= {"0", "1"}
+    assert f"claims/{4:04d}.json" not in objects  # run_cap points, no more
+    summary = json.loads(objects["summary.json"])  # written by the worker that ended last
+    assert summary["method"] == "bayes" and summary["counts"] == {"done": 4}

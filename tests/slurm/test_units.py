@@ -164,9 +164,9 @@ def test_a_points_process_dies_with_the_task_process_that_started_it(tmp_path):
             sys.executable,
             "-c",
             "import signal, subprocess, sys\n"
-            "from inat.sweeps.slurm.task import _dying_with_parent\n"
+            "from inat.processes import die_with_parent\n"
             "child = subprocess.Popen(['sleep', '600'],"
-            " preexec_fn=lambda: _dying_with_parent(signal.SIGKILL))\n"
+            " preexec_fn=lambda: die_with_parent(signal.SIGKILL))\n"
             "print(child.pid, flush=True)\n"
             "child.wait()\n",
         ],

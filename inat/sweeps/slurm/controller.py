@@ -1,6 +1,8 @@
 """The controller of a Slurm sweep (`inat sweep JOB --launcher slurm`, run by slurm/sweep.sh).
 
-1. Expand the job into its points, write the manifest.
+1. Expand the job into its points, write the manifest. (An adaptive sweep has no points
+   yet: its array job has a task per group of workers, see inat.sweeps.worker, and the
+   steps below submit those tasks unless every point has ended.)
 2. Wait while tasks of an earlier submission of the sweep (its controller was cancelled,
    they were not) are still queued or running: submitting their points again would train
    them twice at once. Then keep the points not done yet.
@@ -30,11 +32,13 @@ from inat.errors import ConfigError, ExitCode, TransientError
 from inat.rundir import SUMMARY, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point, expand, load_job, override_value
-from inat.sweeps.run import mark_failed, sweep_storage, write_manifest
+from inat.sweeps.run import is_adaptive, mark_failed, sweep_storage, write_manifest
+from inat.sweeps.search import parse_search
 from inat.sweeps.slurm.queue import TASKS, live, tasks_named, wait_until_ended
 from inat.sweeps.slurm.submit import Container
 from inat.sweeps.slurm.task import run_task
-from inat.sweeps.summary import write_summary
+from inat.sweeps.summary import write_summary, write_summary_if_ended
+from inat.sweeps.worker import tasks
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 @hydra.main(config_path="pkg://inat.configs", config_name=CONFIG_NAME, version_base="1.3")
-def _multirun(cfg: DictConfig) -> dict[str, Any]:
+def _hydra_multirun(cfg: DictConfig) -> dict[str, Any]:
     return run_task(cfg)
 
 
@@ -90,16 +94,23 @@ def _check_time_limit(timeout_min: float, signal_delay_s: float) -> None:
 
 
 def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
-    """Run every point of the job not done yet as one Slurm array job; wait; summarize.
+    """Run every point of the job not done yet as one Slurm array job; wait; summarize. An
+    adaptive sweep's array job has a task per group of workers instead.
 
-    Returns OK when every point is done, FAILURE otherwise (summary.json says which and why).
+    Returns OK when every point is done (or pruned), FAILURE otherwise (summary.json says
+    which and why).
     """
     job = load_job(job_file)
-    points = expand(job)
     point_overrides, controller_overrides = split_overrides(overrides)
     cfg = controller_config(job["name"], controller_overrides)
     log_dir = Path(cfg.hydra.sweep.dir).absolute()
     storage = sweep_storage(job, point_overrides)
+    if is_adaptive(job):
+        _check_workers(cfg)
+        write_manifest(storage, job, [])
+        wait_for_earlier_tasks(str(cfg.hydra.launcher.name))
+        return _run_workers(job, storage, point_overrides, controller_overrides, log_dir)
+    points = expand(job)
     if job.get("sweep"):
         write_manifest(storage, job, points)
         runs = {p.index: storage.child(p.name) for p in points}
@@ -109,13 +120,64 @@ def run_sweep(job_file: str | Path, overrides: Sequence[str]) -> ExitCode:
     todo = [p for p in points if RunDir(runs[p.index]).status() != Status.DONE]
     log.info("%s: %d point(s), %d to run", job["name"], len(points), len(todo))
     if todo:
-        _multirun_points(job, todo, point_overrides, controller_overrides, log_dir)
+        indices = [p.index for p in todo]
+        _multirun(job, indices, point_overrides, controller_overrides, log_dir)
         _record_silent_ends(todo, runs, log_dir)
     if job.get("sweep"):
         summary = write_summary(storage)
         log.info("%s/%s: %s", storage.uri, SUMMARY, summary["counts"])
-    done = all(RunDir(run).status() == Status.DONE for run in runs.values())
-    return ExitCode.OK if done else ExitCode.FAILURE
+    finished = all(RunDir(run).status() in _FINISHED for run in runs.values())
+    return ExitCode.OK if finished else ExitCode.FAILURE
+
+
+_FINISHED = (Status.DONE, Status.PRUNED)  # a pruned point is a result of its sweep too
+
+
+def _check_workers(cfg: DictConfig) -> None:
+    """An adaptive sweep's worker trains one point at a time in one process: refuse several
+    GPUs per task, which would train each point with DDP over processes that take points."""
+    gpus = cfg.hydra.launcher.gpus_per_node or 0
+    if gpus > 1:
+        raise ConfigError(
+            f"hydra.launcher.gpus_per_node={gpus}: the workers of an adaptive sweep (method: "
+            "bayes) train a point each on one GPU; give each task 1 GPU and set "
+            "job.sweep.parallelism (workers_per_gpu for workers sharing it)"
+        )
+
+
+def _run_workers(
+    job: dict[str, Any],
+    storage: Storage,
+    point_overrides: list[str],
+    controller_overrides: list[str],
+    log_dir: Path,
+) -> ExitCode:
+    """Submit the adaptive sweep's tasks of workers (unless every point has ended); wait for
+    them; summarize. Points a dead task left unfinished resume when the sweep runs again."""
+    search = parse_search(job["name"], job["sweep"])
+    count = tasks(search)
+    log.info(
+        "%s: %d worker(s) in %d task(s), run_cap %d",
+        job["name"],
+        search.parallelism,
+        count,
+        search.run_cap,
+    )
+    if not write_summary_if_ended(storage):
+        _multirun(job, list(range(count)), point_overrides, controller_overrides, log_dir)
+    summary = write_summary(storage)
+    log.info("%s/%s: %s", storage.uri, SUMMARY, summary["counts"])
+    finished = sum(summary["counts"].get(s.value, 0) for s in _FINISHED)
+    if finished < search.run_cap:
+        log.error(
+            "%d of %d points are done or pruned (%s): submit the sweep again to resume the "
+            "unfinished ones",
+            finished,
+            search.run_cap,
+            summary["counts"],
+        )
+        return ExitCode.FAILURE
+    return ExitCode.OK
 
 
 def wait_for_earlier_tasks(name: str) -> None:
@@ -141,14 +203,15 @@ def wait_for_earlier_tasks(name: str) -> None:
     wait_until_ended(name, earlier)
 
 
-def _multirun_points(
+def _multirun(
     job: dict[str, Any],
-    todo: list[Point],
+    indices: list[int],
     point_overrides: list[str],
     controller_overrides: list[str],
     log_dir: Path,
 ) -> None:
-    """Freeze the job into `log_dir`, then run the Hydra multirun of the `todo` points."""
+    """Freeze the job into `log_dir`, then run the Hydra multirun of the points (an adaptive
+    sweep's tasks) `indices`."""
     log_dir.mkdir(parents=True, exist_ok=True)
     frozen = log_dir / FROZEN_JOB
     frozen.write_text(yaml.safe_dump({"job": job}, sort_keys=False))
@@ -157,14 +220,14 @@ def _multirun_points(
         f"name={job['name']}",
         f"job_file={override_value(str(frozen))}",
         f"overrides={override_value(point_overrides)}",
-        f"point={','.join(str(p.index) for p in todo)}",
+        f"point={','.join(str(i) for i in indices)}",
         *controller_overrides,
         f"hydra.sweep.dir={override_value(str(log_dir))}",
     ]
     argv = sys.argv
     sys.argv = ["inat sweep", *args]
     try:
-        _multirun()
+        _hydra_multirun()
     except SystemExit as e:
         # Hydra exits when the array job could not be submitted (sbatch refused it).
         log.error("the multirun ended with exit code %s", e.code)

@@ -50,8 +50,10 @@ def point_command(
     processes: int,
     container: Container,
     mounts: Sequence[str] = (),
+    selector: str = "--index",
 ) -> list[str]:
-    """`python -m inat sweep --index I JOB OVERRIDES...` for point `index`.
+    """`python -m inat sweep --index I JOB OVERRIDES...` for point `index` (with `selector`
+    `--task`: the workers of task `index` of an adaptive sweep).
 
     More than one process runs under `inat launch` (DDP on one node, on a free port);
     with a container image, everything runs in `ENGINE exec --nv`, with `mounts` (the working
@@ -65,7 +67,7 @@ def point_command(
         ]
     else:
         launch = [python, "-m", "inat"]
-    command = [*launch, "sweep", "--index", str(index), job_file, *overrides]
+    command = [*launch, "sweep", selector, str(index), job_file, *overrides]
     if not container.image:
         return command
     binds = ",".join(dict.fromkeys([*mounts, *container.mounts]))

@@ -19,7 +19,6 @@ The point's run directory records how it ended; the controller reads it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shlex
@@ -36,6 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from submitit.core.utils import UncompletedJobError
 
 from inat.errors import ExitCode
+from inat.processes import die_with_parent
+from inat.sweeps.jobs import load_job
+from inat.sweeps.run import is_adaptive
 from inat.sweeps.slurm.submit import Container, point_command, processes_per_point
 
 log = logging.getLogger(__name__)
@@ -64,19 +66,6 @@ def _child_env(processes: int) -> dict[str, str]:
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", processes))
     env.setdefault("OMP_NUM_THREADS", str(max(1, cpus // processes)))
     return env
-
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
-
-
-def _dying_with_parent(sig: signal.Signals) -> None:
-    """In the child, before it runs the point: get `sig` when this process (its parent)
-    dies, and at once if it already died."""
-    parent = os.getppid()
-    _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() != parent:
-        os.kill(os.getpid(), sig)
 
 
 def _death_signal(processes: int) -> signal.Signals:
@@ -111,6 +100,7 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
         processes,
         Container.from_config(launcher.container),
         mounts=[os.getcwd(), str(Path(job_file).parent)],
+        selector="--task" if is_adaptive(load_job(job_file)) else "--index",
     )
     warning = getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}")
     log.info("point %d: %s", cfg.point, shlex.join(command))
@@ -118,7 +108,7 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
         code = subprocess.call(
             command,
             env=_child_env(processes),
-            preexec_fn=lambda: _dying_with_parent(_death_signal(processes)),
+            preexec_fn=lambda: die_with_parent(_death_signal(processes)),
         )
     log.info("point %d ended with %s", cfg.point, describe(code))
     if warned and code not in (ExitCode.OK, ExitCode.BAD_INPUT):

@@ -46,6 +46,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 import inat
+from benchmarks import RESULTS, write_section
 from benchmarks.jpegs import generate
 from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from inat.data.workers import usable_cpus
@@ -506,7 +507,7 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "inat-benchmark"
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -522,7 +523,7 @@ def main() -> None:
     text = report(results, info, args.images)
     text += f"\nThe whole benchmark took {(time.perf_counter() - start) / 60:.1f} min.\n"
     print(text)
-    args.out.write_text(text)
+    write_section(args.out, text)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def _train(
     return 1
 
 
-def _gpu_env(position: int, search: Search) -> dict[str, str]:
+def gpu_env(position: int, search: Search) -> dict[str, str]:
     """The environment of the worker at `position` on this machine: its share of the GPUs
     named in CUDA_VISIBLE_DEVICES (`workers_per_gpu` workers to a GPU), if any are named."""
     visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
@@ -147,7 +147,7 @@ def run_workers(
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "inat", "sweep", str(job_file), "--worker", name, *overrides],
-            env=_gpu_env(position, search),
+            env=gpu_env(position, search),
             preexec_fn=lambda: die_with_parent(signal.SIGKILL),
         )
         for position, name in enumerate(workers)

@@ -158,3 +158,43 @@ def test_a_requeued_task_is_waited_for_and_a_resubmitted_controller_waits_for_th
     assert epochs(short) == [1, 2, 3]
     assert epochs(long) == list(range(1, 31))
     assert len(long.read_json("result.json")["resumes"]) >= 1
+
+
+def test_a_killed_task_a_requeued_task_and_a_resubmitted_controller_end_with_each_point_once(
+    slurm, tmp_path
+):
+    # Point 0 short; points 1 and 2 long enough to be hit while they train.
+    job = {
+        "name": "slurm-faults",
+        "overrides": SLOW_EPOCHS,
+        "sweep": {"strategy": "grid", "params": {"trainer.epochs": [3, 12, 13]}},
+    }
+    points = expand(job)
+    first, sweep = _submit(slurm, tmp_path, job, "hydra.launcher.array_parallelism=3")
+    log = tmp_path / f"inat-sweep-{first}.out"
+    runs = [sweep.child(p.name) for p in points]
+    wait_for(lambda: epochs(runs[1]) and epochs(runs[2]), 180, f"epochs of points 1, 2 ({log})")
+
+    (trainer1,) = point_processes(1)
+    os.kill(parent_of(trainer1), signal.SIGKILL)  # point 1's task dies (a node lost)
+    array = _tasks(slurm, job["name"])[2]["ArrayJobId"]
+    trainer2 = point_processes(2)
+    slurm.run("scontrol", "requeue", f"{array}_2")  # point 2's task is requeued
+    wait_for(
+        lambda: point_processes(2) not in ([], trainer2), 120, "point 2 requeued, training again"
+    )
+    slurm.run("scancel", first)  # the controller is cancelled while point 2 trains
+    slurm.wait_ended(first, timeout=60)
+
+    second, _ = _submit(slurm, tmp_path, job, "hydra.launcher.array_parallelism=3")
+    log = tmp_path / f"inat-sweep-{second}.out"
+    ended = slurm.wait_ended(second, timeout=600, log=log)
+    assert ended["ExitCode"] == "0:0", log.read_text()[-3000:]
+    assert sweep.read_json("summary.json")["counts"] == {"done": 3}
+    # Each point trained each of its epochs once: no two processes on a point at once.
+    for run, point in zip(runs, points, strict=True):
+        planned = int(point.swept[0].split("=")[1])
+        assert epochs(run) == list(range(1, planned + 1)), point.name
+    assert runs[1].read_json("result.json")["resumes"]  # from its checkpoint, by the second
+    assert runs[2].read_json("result.json")["resumes"]  # after its requeue
+    assert not point_processes(1) and not point_processes(2)

@@ -19,7 +19,7 @@ from inat.storage.local import LocalStorage
 from inat.sweeps.claims import Claim, is_free, read_claims, take
 from inat.sweeps.run import write_manifest
 from inat.sweeps.search import parse_search
-from inat.sweeps.worker import task_workers, tasks
+from inat.sweeps.worker import gpu_env, task_workers, tasks
 
 JOB = {
     "name": "claims",
@@ -135,3 +135,14 @@ def test_a_bayes_job_with_a_value_that_is_not_allowed_fails_before_any_worker(
     assert done.returncode == 65, done.stderr
     assert "model.activation" in done.stderr and "tanhh" in done.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("claims"))
+
+
+def test_local_workers_share_the_visible_gpus_workers_per_gpu_to_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    search = parse_search("x", {**JOB["sweep"], "parallelism": 4, "workers_per_gpu": 2})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    gpus = [gpu_env(position, search)["CUDA_VISIBLE_DEVICES"] for position in range(4)]
+    assert gpus == ["3", "3", "5", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # one GPU: every worker shares it
+    assert gpu_env(3, search)["CUDA_VISIBLE_DEVICES"] == "0"

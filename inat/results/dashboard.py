@@ -70,7 +70,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     """No access log on the console: the URL and Ctrl-C are what the user needs."""
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, fmt: str, *args: object) -> None:
         pass
 
 
@@ -79,7 +79,13 @@ def serve(uri: str, port: int) -> None:
     until Ctrl-C; prints its URL once it accepts connections."""
     study = sweep_study(uri)
     app = optuna_dashboard.wsgi(study._storage)
-    with make_server(HOST, port, app, _Server, _QuietHandler) as server:
+    try:
+        server = make_server(HOST, port, app, _Server, _QuietHandler)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot serve on {HOST}:{port} ({e.strerror}): choose another --port (0: a free one)"
+        ) from e
+    with server:
         url = f"http://{HOST}:{server.server_port}/dashboard/studies/{study._study_id}"
         trials = len(study.trials)
         print(f"{study.study_name} ({trials} points) in optuna-dashboard: {url}", flush=True)

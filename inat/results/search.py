@@ -28,8 +28,8 @@ from inat.sweeps.pruning import metric_values
 from inat.sweeps.search import Search, parse_search
 from inat.sweeps.study import objective
 
-# A point that has not ended: running, waiting for a worker (interrupted), or not started.
-_UNFINISHED = (Status.RUNNING, Status.INTERRUPTED, Status.QUEUED)
+# A point that started and has not ended: training, or interrupted and waiting to resume.
+_UNFINISHED = (Status.RUNNING, Status.INTERRUPTED)
 _BUDGET = ("done", "pruned", "failed", "running")  # the budget line's states, in order
 
 
@@ -100,8 +100,9 @@ def progress(results: Results) -> Progress:
 
 
 def counts(results: Results) -> dict[str, int]:
-    """How many points of the sweep are done, pruned, failed and running (not ended:
-    running, interrupted or claimed and not started), and unreadable if any are."""
+    """How many points of the sweep are done, pruned, failed and running (started, not
+    ended: training, or interrupted and waiting to resume), then queued (not started) and
+    unreadable if any are."""
     tally = dict.fromkeys(_BUDGET, 0)
     for point in results.points:
         status = "running" if point.row["status"] in _UNFINISHED else point.row["status"]
@@ -109,14 +110,18 @@ def counts(results: Results) -> dict[str, int]:
     return tally
 
 
+def method_text(method: str, sampler: str | None) -> str:
+    """The method, with its sampler where it has one of another name: "bayes (tpe)"."""
+    return f"{method} ({sampler})" if sampler and sampler != method else method
+
+
 def budget_line(results: Results, search: Search) -> str:
     """E.g. "bayes (tpe) on val_accuracy (maximize): 6 of run_cap 6 taken: 3 done, 2 pruned,
     1 failed, 0 running"."""
-    sampler = f" ({search.sampler})" if search.sampler else ""
     cap = f" of run_cap {search.run_cap}" if search.run_cap else ""
     states = ", ".join(f"{n} {status}" for status, n in counts(results).items())
     return (
-        f"{search.method}{sampler} on {search.metric} ({search.goal}): "
+        f"{method_text(search.method, search.sampler)} on {search.metric} ({search.goal}): "
         f"{len(results.points)}{cap} taken: {states}"
     )
 
@@ -273,7 +278,7 @@ def comparison_text(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         [
             row["name"],
-            f"{row['method']} ({row['sampler']})" if row["sampler"] else row["method"],
+            method_text(row["method"], row["sampler"]),
             f"{row['taken']} of {row['run_cap']}" if row["run_cap"] else str(row["taken"]),
             *(str(row["counts"][s]) for s in _BUDGET),
             str(row["epochs_spent"]),

@@ -8,6 +8,7 @@
     inat data download [SOURCE]        fetch and extract a data set into the local cache
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
+    inat results SWEEP SWEEP...        their searches compared; SWEEP --dashboard: optuna-dashboard
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
     inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
 
@@ -252,14 +253,27 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from inat.results import show
+    from inat.results import search, show
 
-    if args.best:
-        show.show_best(args.path, Path(args.save), as_json=args.format == "json")
+    if len(args.path) > 1:
+        if args.best or args.download or args.dashboard or args.grid or args.format == "csv":
+            raise ConfigError(
+                "several sweeps are compared as a table (or --json) and one plot; "
+                "--best, --download, --dashboard, --grid and --csv take one path"
+            )
+        search.compare(args.path, args.format, not args.no_plots)
+        return ExitCode.OK
+    path = args.path[0]
+    if args.dashboard:
+        from inat.results.dashboard import serve
+
+        serve(path, args.port)
+    elif args.best:
+        show.show_best(path, Path(args.save), as_json=args.format == "json")
     elif args.download:
-        show.fetch(args.path, args.download[0], Path(args.download[1]))
+        show.fetch(path, args.download[0], Path(args.download[1]))
     else:
-        show.show(args.path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir)
+        show.show(path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir)
     return ExitCode.OK
 
 
@@ -296,8 +310,9 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     )
     results.add_argument(
         "path",
+        nargs="+",
         help="a sweep folder (OUTPUT/NAME), a run directory, a folder of runs (inat train -m) "
-        "or an output folder holding one sweep",
+        "or an output folder holding one sweep; several sweeps: their search compared",
     )
     formats = results.add_mutually_exclusive_group()
     formats.add_argument(
@@ -324,6 +339,18 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         metavar=("POINT", "DEST"),
         help="copy a point's best checkpoint and config.yaml into the local folder DEST; "
         "POINT: best, an index or a point's folder name",
+    )
+    actions.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the sweep in optuna-dashboard on 127.0.0.1 (history, intermediate "
+        "values, parallel coordinates, importances) until Ctrl-C",
+    )
+    results.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="the port of --dashboard (default: 8080; 0: a free one)",
     )
     results.add_argument(
         "--save",

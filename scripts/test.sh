@@ -8,6 +8,7 @@ bash scripts/setup.sh
 bash scripts/install-slurm.sh
 bash scripts/install-helm.sh
 bash scripts/install-container-tools.sh
+bash scripts/install-chromium.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest "$@"

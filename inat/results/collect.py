@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,7 @@ def value_text(value: Any) -> str:
     return value if isinstance(value, str) else override_value(value)
 
 
-def _parse_swept(swept: list[str]) -> dict[str, Any]:
+def parse_swept(swept: Sequence[str]) -> dict[str, Any]:
     """["model.dropout=0.3", ...] -> {"model.dropout": 0.3, ...} (values as YAML reads them)."""
     params = {}
     for override in swept:
@@ -142,11 +143,9 @@ def _point(
 def _sweep(storage: Storage) -> Results:
     manifest = storage.read_json(MANIFEST)
     entries = sweep_points(storage)
-    keys = list(_parse_swept(entries[0]["swept"])) if entries else []
+    keys = list(parse_swept(entries[0]["swept"])) if entries else []
     results = Results(manifest["name"], storage, SWEEP, keys)
-    results.points = [
-        _point(storage.child(e["name"]), e, _parse_swept(e["swept"])) for e in entries
-    ]
+    results.points = [_point(storage.child(e["name"]), e, parse_swept(e["swept"])) for e in entries]
     return results
 
 

@@ -7,7 +7,7 @@ import shlex
 from collections import Counter
 from pathlib import Path
 
-from inat.results import plots, table
+from inat.results import plots, search, table
 from inat.results.classifier import download, load_classifier
 from inat.results.collect import PointResult, Results, collect
 from inat.results.configs import config_file, overrides_for
@@ -32,7 +32,7 @@ def write_plots(
     `grid` adds the best checkpoint's predictions on test images of `data` (default: the
     data source it was trained on). Returns the URIs written.
     """
-    figures = plots.draw(results)
+    figures = {**plots.draw(results), **search.figures(results)}
     if grid:
         classifier = load_classifier(results.point("best").run.uri)
         source = data or classifier.config["data"]["source"]
@@ -61,6 +61,7 @@ def show(
             "swept": results.keys,
             "points": table.records(results),
             "best": best.row["name"] if best else None,
+            "search": search.summary(results),
             "plots": written,
         }
         print(json.dumps(document, indent=2))
@@ -71,6 +72,8 @@ def show(
     counts = Counter(p.row["status"] for p in results.points)
     states = ", ".join(f"{n} {status}" for status, n in counts.most_common())
     print(f"{results.kind} {results.name} ({results.storage.uri}): {states}\n")
+    if (searched := search.summary_text(results)) is not None:
+        print(f"{searched}\n")
     print(table.text(results))
     if best is not None:
         print(f"\nbest: {_describe(best)}\n  {best.run.uri}")

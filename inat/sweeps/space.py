@@ -79,6 +79,13 @@ class Parameter:
         rounded = round(drawn / self.q) * self.q
         return int(rounded) if float(self.q).is_integer() else rounded
 
+    def drawn(self, value: Any) -> Any:
+        """What Optuna drew for the config value `value`: `value_of`'s inverse (a rounded
+        value stands for itself)."""
+        if isinstance(self.distribution, CategoricalDistribution):
+            return self.distribution.choices[self.values.index(value)]
+        return value
+
 
 def _number(where: str, block: Mapping[str, Any], name: str) -> float:
     value = block.get(name)

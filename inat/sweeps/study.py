@@ -128,7 +128,7 @@ def make_pruner(terminate: EarlyTerminate, epochs: int) -> BasePruner:
     )
 
 
-def _objective(search: Search, metrics: Sequence[float]) -> float | None:
+def objective(search: Search, metrics: Sequence[float]) -> float | None:
     """A done point's value: its best metric over epochs (the trainer keeps that checkpoint)."""
     finite = [m for m in metrics if math.isfinite(m)]
     if not finite:
@@ -140,7 +140,7 @@ def _trial(search: Search, record: PointRecord, dists: dict[str, BaseDistributio
     params = {k: v for k, v in record.params.items() if k in dists}
     system = {f"{_RUNG}{rung}": value for rung, value in record.rungs.items()}
     steps = {epoch: value for epoch, value in enumerate(record.metrics, start=1)}
-    value = _objective(search, record.metrics)
+    value = objective(search, record.metrics)
     state = {
         Status.DONE: TrialState.COMPLETE,
         Status.PRUNED: TrialState.PRUNED,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from helpers.runs import run_inat
+from helpers.runs import location, run_inat
 from s3server import S3Server
 
 import inat
@@ -73,3 +73,43 @@ def s3_sweep(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> I
         for item in page.get("Contents", []):
             client.delete_object(Bucket=bucket, Key=item["Key"])
     client.delete_bucket(Bucket=bucket)
+
+
+# A tiny CNN that trains a point in seconds; the swept keys as jobs/scratch_bayes.yaml's.
+SEARCH_JOB = """\
+job:
+  name: {method}
+  overrides: [data.synthetic.train_per_class=20, data.synthetic.image_side=32,
+              data.image_size=32, data.batch_size=16, "model.filters=[4,4,4,4,4]",
+              model.kernel_size=3, model.dense_neurons=8, model.batch_norm=true,
+              optimizer=adam, scheduler=constant, trainer.epochs=3]
+  sweep:
+    method: {method}
+    run_cap: 6
+    parallelism: 2
+    early_terminate: {{type: hyperband, min_iter: 1, eta: 3}}
+    parameters:
+      optimizer.lr: {{distribution: log_uniform_values, min: 1.0e-3, max: 1.0}}
+      model.dropout: {{distribution: uniform, min: 0.0, max: 0.5}}
+"""
+
+
+def _search_sweep(tmp: Path, method: str) -> Path:
+    """A sweep of 6 points of SEARCH_JOB with `method`, run by `inat sweep`; its folder."""
+    job = tmp / f"{method}.yaml"
+    job.write_text(SEARCH_JOB.format(method=method))
+    done = run_inat(tmp, "sweep", str(job), *location(tmp))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp / "out" / method
+
+
+@pytest.fixture(scope="session")
+def bayes_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An adaptive (bayes) sweep with Hyperband pruning, 6 points on 2 workers, local."""
+    return _search_sweep(tmp_path_factory.mktemp("bayes-sweep"), "bayes")
+
+
+@pytest.fixture(scope="session")
+def random_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same search drawn at random: 6 points, the same pruning."""
+    return _search_sweep(tmp_path_factory.mktemp("random-sweep"), "random")

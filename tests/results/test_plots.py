@@ -25,6 +25,7 @@ PLOT_NAMES = {
     "test_confusion_matrix",
     "test_per_class_accuracy",
     "test_predictions",
+    "search_progress",
 }
 
 

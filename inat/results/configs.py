@@ -5,14 +5,12 @@ Hydra overrides of the default config, or a complete config file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
 
-from inat import configs
-from inat.compose import compose
+from inat.compose import CONFIG_DIR, compose
 from inat.rundir import flatten
 from inat.schema import TRACKERS
 from inat.sweeps.jobs import override_value
@@ -20,7 +18,6 @@ from inat.sweeps.jobs import override_value
 # Keys that say where a run reads and writes, not what it trains: not part of what a
 # point is, so left out of point names and of the overrides that reproduce a run.
 LOCATION_KEYS = frozenset({"output", "name", "run_dir", "data.cache_dir"})
-CONFIG_DIR = Path(configs.__file__).parent
 # The key whose value tells which option of a group a resolved config was composed from.
 _IDENTITY = {"model": "_target_", "optimizer": "_target_", "scheduler": "name"}
 

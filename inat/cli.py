@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from inat import __version__
-from inat.compose import config_error
+from inat.compose import config_error, hydra_overrides
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.results.configs import LOCATION_KEYS
@@ -142,6 +142,7 @@ _FULL_ERROR = "HYDRA_FULL_ERROR"
 def _train_command(args: Sequence[str]) -> int:
     _TrainState.started = False
     _TrainState.failures = []
+    args = hydra_overrides(args)
     if ("-m" in args or "--multirun" in args) and (fixed := _fixed_keys(args)):
         quoted = ",".join(f"'{key}'" for key in fixed)
         args = [*args, f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"]

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose as hydra_compose
@@ -27,11 +28,12 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from inat import schema
+from inat import configs, schema
 from inat.errors import ConfigError
 from inat.secrets import redact
 
 CONFIG_MODULE = "inat.configs"
+CONFIG_DIR = Path(configs.__file__).parent
 # Where each primary config's keys are listed, for the end of an error message.
 HELP = {
     "train": "`inat train --help` lists every group and key.",
@@ -57,7 +59,7 @@ def compose(
 
     `hydra_node`: keep Hydra's own node (`cfg.hydra`), as a launcher needs it.
     """
-    overrides = [str(o) for o in overrides]
+    overrides = hydra_overrides([str(o) for o in overrides])
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             cfg = hydra_compose(config_name, overrides, return_hydra_config=hydra_node)
@@ -67,6 +69,12 @@ def compose(
         raise _unchosen_section(overrides) from e
     validate(cfg)
     return cfg
+
+
+def hydra_overrides(overrides: Sequence[str]) -> list[str]:
+    """`overrides` as Hydra takes them: `logger=null`, which Hydra refuses for a group,
+    chooses no tracker (`logger=[]`), as leaving `logger=` out does."""
+    return ["logger=[]" if o.replace(" ", "").lower() == "logger=null" else o for o in overrides]
 
 
 def validate(cfg: DictConfig) -> None:
@@ -107,9 +115,11 @@ def _node_problems(node: DictConfig, prefix: str) -> Iterator[str]:
         ):
             # Every group's node has its schema; a plain one was made with +group.key=...
             # while the group is not chosen (logger: null).
+            example = min(p.stem for p in (CONFIG_DIR / key).glob("*.yaml"))
             yield (
                 f"{prefix}{key} has no config group chosen, so {prefix}{key}.* cannot be set: "
-                f"choose one first, e.g. {prefix}{key}=wandb (`inat train --help` lists them)."
+                f"choose one first, e.g. {prefix}{key}={example} (`inat train --help` lists "
+                "them)."
             )
             continue
         if isinstance(child, DictConfig):
@@ -227,23 +237,26 @@ def _unknown_key_message(
     given = [_override_key(o) for o in overrides]
     asked = next((k for k in given if k.startswith(f"{full_key}.")), full_key)
     node = error.parent_node
-    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
-    siblings = {k: v for k, v in tree.items() if k != "hydra"} if isinstance(tree, dict) else {}
+    tree = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else None
+    siblings = {k: v for k, v in tree.items() if k != "hydra"} if isinstance(tree, dict) else None
     return _unknown_key(asked, full_key.rpartition(".")[0], siblings, where)
 
 
 def _unknown_key(
-    asked: str, parent: str, siblings: dict[str, Any], where: str = HELP["train"]
+    asked: str, parent: str, siblings: dict[str, Any] | None, where: str = HELP["train"]
 ) -> str:
-    """The message for an unknown key `asked` below `parent`, whose keys are `siblings`."""
-    known = list(_dotted(siblings, f"{parent}." if parent else ""))
+    """The message for an unknown key `asked` below `parent`, whose keys are `siblings`
+    (None: `parent` is null)."""
+    known = list(_dotted(siblings or {}, f"{parent}." if parent else ""))
     close = difflib.get_close_matches(asked, known, n=1, cutoff=0.8)
     if close:
         hint = f"did you mean {close[0]}?"
     elif siblings:
         hint = f"{parent or 'the top level'} takes {', '.join(sorted(siblings))}."
-    else:
+    elif siblings is None:
         hint = f"{parent} is empty (null) in this config; choose an option of its group first."
+    else:
+        hint = f"{parent} takes no keys."
     return f"{asked} is not a config key: {hint} {where}".strip()
 
 

@@ -4,25 +4,25 @@ Hydra overrides of the default config, or a complete config file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
 
-from inat import configs
-from inat.compose import compose
+from inat.compose import CONFIG_DIR, compose
 from inat.rundir import flatten
-from inat.schema import TRACKERS
+from inat.schema import TRACKERS, WandbConfig
 from inat.sweeps.jobs import override_value
 
 # Keys that say where a run reads and writes, not what it trains: not part of what a
 # point is, so left out of point names and of the overrides that reproduce a run.
 LOCATION_KEYS = frozenset({"output", "name", "run_dir", "data.cache_dir"})
-CONFIG_DIR = Path(configs.__file__).parent
 # The key whose value tells which option of a group a resolved config was composed from.
 _IDENTITY = {"model": "_target_", "optimizer": "_target_", "scheduler": "name"}
+# The keys of a logger section written before logger= took several trackers: W&B's, flat.
+_FLAT_WANDB_KEYS = frozenset(f.name for f in dataclasses.fields(WandbConfig))
 
 
 def default_config() -> dict[str, Any]:
@@ -30,10 +30,21 @@ def default_config() -> dict[str, Any]:
     return OmegaConf.to_container(compose(), resolve=True)
 
 
+def upgraded(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`config` with its logger section in today's shape: an older run directory's
+    config.yaml has W&B's keys flat in it (logger: {project: ..., entity: ...}), which
+    are now those of logger.wandb."""
+    logger = config.get("logger") or {}
+    if not _FLAT_WANDB_KEYS & set(logger):
+        return config
+    return {**config, "logger": {"wandb": dict(logger)}}
+
+
 def group_options(config: Mapping[str, Any]) -> dict[str, str | None]:
     """The option of each group that holds classes (model, optimizer, scheduler, logger)
     that a resolved `config` was composed from; a group none of whose options fits is left
     out. None: the group is not used (logger=null)."""
+    config = upgraded(config)
     options: dict[str, str | None] = {}
     for group, key in _IDENTITY.items():
         value = (config.get(group) or {}).get(key)
@@ -61,6 +72,7 @@ def overrides_for(config: Mapping[str, Any]) -> list[str]:
     whose values differ; a key no schema has is added (+key=...), which the config's
     validation then refuses by name.
     """
+    config = upgraded(config)
     default = default_config()
     choices = [
         f"{group}={option or 'null'}"
@@ -86,6 +98,7 @@ def config_file(config: Mapping[str, Any], name: str, header: str) -> str:
     `${output}/<name>` instead of the original run directory; `header` is its comment.
     Its defaults list types it with the schemas of the groups it was composed from.
     """
+    config = upgraded(config)
     schemas = [
         f"/schema/{group}/{_schema_of(group, option)}@{group}"
         for group, option in group_options(config).items()

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from inat.compose import compose
 from inat.errors import ConfigError, ExitCode
 from inat.results.configs import CONFIG_DIR
+from inat.schema import TRACKERS
 from inat.sweeps.jobs import expand, load_job
 from inat.sweeps.run import compose_all, is_adaptive, probe_points, run_point
 
@@ -294,8 +295,23 @@ def test_keys_of_a_logger_not_chosen_are_refused() -> None:
         compose(["+logger.project=mine"])
     with pytest.raises(ConfigError, match=r"logger.wandb is not chosen.*e.g. logger=wandb or"):
         compose(["logger=mlflow", "logger.wandb.project=mine"])
-    with pytest.raises(ConfigError, match=r"logger.csv.x is not a config key"):
+    with pytest.raises(
+        ConfigError, match=r"logger.csv.x is not a config key: logger.csv takes no keys\."
+    ):
         compose(["logger=csv", "+logger.csv.x=1"])
+
+
+def test_logger_null_chooses_no_tracker(tmp_path) -> None:
+    assert set(compose(["logger=null"]).logger.values()) == {None}
+    shown = run_inat(tmp_path, "train", "logger=null", "--cfg", "job")
+    assert shown.returncode == ExitCode.OK, shown.stderr
+    assert yaml.safe_load(shown.stdout)["logger"] == dict.fromkeys(TRACKERS)
+
+
+@pytest.mark.parametrize(("group", "example"), [("model", "finetune"), ("optimizer", "adam")])
+def test_keys_of_a_group_left_out_name_an_option_of_that_group(group, example) -> None:
+    with pytest.raises(ConfigError, match=rf"choose one first, e\.g\. {group}={example} "):
+        compose([f"~{group}", f"+{group}.lr=1"])
 
 
 def test_several_loggers_compose_each_under_its_own_key() -> None:

@@ -1,13 +1,15 @@
-"""A password in a data.source URL reaches no output: not the terminal, the log files, the
-run directory (local or S3), the data cache nor the tracker. Real runs, a real HTTP server
-and the real S3 server."""
+"""A password or a presigned query's secret in a data.source URL reaches no output: not the
+terminal, the log files, the run directory (local or S3), the data cache nor any tracker.
+Real runs, a real HTTP server, the real S3 server and a real MLflow tracking server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers.mlflow_server import mlflow_run
 from helpers.runs import TINY_MODEL, run_inat
+from helpers.tensorboard_events import hparams, texts
 
 from inat.secrets import redact
 
@@ -16,6 +18,7 @@ from .trees import write_tree, write_zip
 pytestmark = pytest.mark.slow
 
 PASSWORD = "pw-Hunter2-s3cr3t"
+SIGNATURE = "sig-F00d-c0ffee"  # a presigned URL's X-Amz-Signature
 
 
 def _url(server, path: str) -> str:
@@ -71,29 +74,46 @@ def test_a_url_with_a_query_must_be_quoted_and_the_message_says_how(tmp_path: Pa
     assert PASSWORD not in output and "abc" not in output
 
 
-def test_a_url_password_reaches_no_output_of_a_run(http_server, tmp_path: Path) -> None:
+def test_a_url_password_reaches_no_output_of_a_run(
+    http_server, tmp_path: Path, mlflow_uri: str
+) -> None:
     archive = write_zip(write_tree(tmp_path / "tree"), tmp_path / "nature.zip")
-    http_server.files["/nature.zip"] = archive.read_bytes()
+    query = f"/nature.zip?X-Amz-Signature={SIGNATURE}&v=2"
+    http_server.files[query] = archive.read_bytes()
     http_server.statuses = [503]  # one retry: its warning names the URL
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wb")}
     done = _train(
         tmp_path,
-        _url(http_server, "/nature.zip"),
+        f'"{_url(http_server, query)}"',
         f"output={tmp_path}/out",
-        "logger=wandb",
+        "logger=[wandb,tensorboard,mlflow,csv]",
         env=env,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    shown = http_server.url("/nature.zip").replace("://", "://***@")
+    shown = redact(_url(http_server, query))
+    assert "X-Amz-Signature=***" in shown and "://***@" in shown
     assert "retrying" in output and shown in output  # the URL is there, redacted
-    assert PASSWORD not in output
-    # run directory, cache (markers, keys), Hydra's log files, the offline W&B run
-    assert (tmp_path / "out" / "default" / "result.json").is_file()
+    run_dir = tmp_path / "out" / "default"
+    # what each tracker's own reader shows: the URL, redacted
+    board = run_dir / "tensorboard"
+    assert hparams(board)["data.source"] == shown
+    _, run = mlflow_run(mlflow_uri, "default", run_dir)
+    assert run.data.params["data.source"] == shown
+    shown_by_trackers = [*map(str, hparams(board).values()), *texts(board)]
+    shown_by_trackers += [*run.data.params.values(), *run.data.tags.values()]
+    for secret in (PASSWORD, SIGNATURE):
+        assert secret not in output
+        assert not [text for text in shown_by_trackers if secret in text]
+        # every file: run directory (metrics.csv, event files), cache (markers, keys),
+        # Hydra's log files, the offline W&B run, the MLflow server's database and artifacts
+        assert _files_holding(tmp_path, secret) == []
+        assert not any(secret in str(path) for path in tmp_path.rglob("*"))
+    assert (run_dir / "result.json").is_file() and (run_dir / "metrics.csv").is_file()
+    assert list(board.rglob("events.out.tfevents.*"))
     assert list((tmp_path / "wb").rglob("*.wandb"))
+    assert list((tmp_path / "mlflow-server").rglob("mlflow.db"))
     assert list((tmp_path / "logs").rglob("*.log"))
-    assert _files_holding(tmp_path, PASSWORD) == []
-    assert not any(PASSWORD in str(path) for path in tmp_path.rglob("*"))
 
 
 def test_a_failed_download_records_its_error_without_the_password(

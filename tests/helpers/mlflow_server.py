@@ -1,4 +1,5 @@
-"""A real MLflow tracking server on 127.0.0.1, its runs in a SQLite file."""
+"""A real MLflow tracking server on 127.0.0.1, its runs in a SQLite file, and the MLflow
+run of a run directory read back with MlflowClient."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
+
+from inat.train.tracker import RUN_DIR_TAG
 
 STARTUP_S = 120  # the first start migrates a new database
 
@@ -65,3 +69,16 @@ def _healthy(uri: str) -> bool:
         return requests.get(f"{uri}/health", timeout=2).status_code == 200
     except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
         return False
+
+
+def mlflow_run(uri: str, experiment: str, run_dir: Path) -> tuple[Any, Any]:
+    """The one MLflow run of `run_dir` in `experiment`, and its MlflowClient."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string=f"tags.`{RUN_DIR_TAG}` = '{run_dir}'",
+    )
+    assert len(runs) == 1
+    return client, runs[0]

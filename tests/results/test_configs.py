@@ -10,7 +10,13 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from omegaconf import OmegaConf
 
 from inat.compose import validate
-from inat.results.configs import CONFIG_DIR, LOCATION_KEYS, config_file, overrides_for
+from inat.results.configs import (
+    CONFIG_DIR,
+    LOCATION_KEYS,
+    config_file,
+    group_options,
+    overrides_for,
+)
 from inat.rundir import flatten
 
 
@@ -44,6 +50,13 @@ def test_the_overrides_of_a_config_compose_back_into_it(overrides):
 def test_a_config_with_other_groups_names_them():
     derived = overrides_for(_resolved(["model=finetune", "model.dropout=0.5", "logger=wandb"]))
     assert derived == ["model=finetune", "logger=wandb", "model.dropout=0.5"]
+
+
+def test_an_older_run_with_the_flat_wandb_section_logged_to_wandb():
+    config = _resolved(["logger=wandb", "logger.wandb.project=p", "name=run"])
+    config["logger"] = config["logger"]["wandb"]  # logger: {project: p, entity: null, ...}
+    assert group_options(config)["logger"] == "wandb"
+    assert overrides_for(config) == ["logger=wandb", "logger.wandb.project=p"]
 
 
 def test_the_config_file_composes_back_into_the_config(tmp_path):

@@ -9,10 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers.mlflow_server import mlflow_run
 from helpers.runs import TINY, location, read_metrics, run_inat, run_until
+from helpers.tensorboard_events import scalars
 from helpers.wandb_records import history, records
-
-from inat.train.tracker import RUN_DIR_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -20,37 +20,9 @@ ALL = "logger=[wandb,tensorboard,mlflow,csv]"
 EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
 
 
-def _scalars(board: Path) -> dict[str, dict[int, float]]:
-    """Every scalar of the event files below `board`: tag -> step -> value."""
-    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
-
-    multiplexer = EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(board))
-    multiplexer.Reload()
-    scalars: dict[str, dict[int, float]] = {}
-    for run, tags in multiplexer.Runs().items():
-        for tag in tags["scalars"]:
-            for event in multiplexer.Scalars(run, tag):
-                scalars.setdefault(tag, {})[event.step] = event.value
-    return scalars
-
-
 def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "metrics.csv").open() as f:
         return list(csv.DictReader(f))
-
-
-def _mlflow_run(uri: str, experiment: str, run_dir: Path):
-    """The one MLflow run of `run_dir` in `experiment`, and its client."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name(experiment).experiment_id],
-        filter_string=f"tags.`{RUN_DIR_TAG}` = '{run_dir}'",
-    )
-    assert len(runs) == 1
-    return client, runs[0]
 
 
 def _mlflow_history(client, run_id: str, key: str) -> dict[int, float]:
@@ -69,12 +41,12 @@ def test_every_tracker_records_each_epoch_the_steps_and_the_test(tmp_path, mlflo
     steps = range(5, rows[-1]["step"] + 1, 5)
 
     # TensorBoard: every epoch's metrics at its last step, the loss every 5 steps
-    scalars = _scalars(run_dir / "tensorboard")
+    events = scalars(run_dir / "tensorboard")
     for row in rows:
         for key in EPOCH_KEYS:
-            assert scalars[key][row["step"]] == pytest.approx(row[key])
-    assert sorted(scalars["train_loss_step"]) == list(steps)
-    assert scalars["test_accuracy"][rows[-1]["step"]] == pytest.approx(result["test"]["accuracy"])
+            assert events[key][row["step"]] == pytest.approx(row[key])
+    assert sorted(events["train_loss_step"]) == list(steps)
+    assert events["test_accuracy"][rows[-1]["step"]] == pytest.approx(result["test"]["accuracy"])
 
     # CSV: a row per logged step, per epoch and the test, blank where a row has no value
     table = _csv_rows(run_dir)
@@ -87,7 +59,7 @@ def test_every_tracker_records_each_epoch_the_steps_and_the_test(tmp_path, mlflo
     assert float(table[-1]["test_accuracy"]) == pytest.approx(result["test"]["accuracy"])
 
     # MLflow: one run named after the run, the flat config, each epoch and the test
-    client, run = _mlflow_run(mlflow_uri, "default", run_dir)
+    client, run = mlflow_run(mlflow_uri, "default", run_dir)
     assert run.info.status == "FINISHED" and run.info.run_name == "default"
     assert run.data.params["optimizer.lr"] == "0.05" and run.data.params["trainer.epochs"] == "2"
     val = _mlflow_history(client, run.info.run_id, "val_accuracy")
@@ -132,7 +104,7 @@ def test_a_resumed_run_continues_its_mlflow_run_csv_and_event_files(tmp_path, ml
     rows = read_metrics(run_dir)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
 
-    client, run = _mlflow_run(mlflow_uri, "default", run_dir)
+    client, run = mlflow_run(mlflow_uri, "default", run_dir)
     assert run.info.status == "FINISHED"
     val = _mlflow_history(client, run.info.run_id, "val_accuracy")
     assert val == pytest.approx({row["step"]: row["val_accuracy"] for row in rows})
@@ -141,7 +113,7 @@ def test_a_resumed_run_continues_its_mlflow_run_csv_and_event_files(tmp_path, ml
     assert [int(r["step"]) for r in table if r["train_loss_step"]] == list(
         range(1, rows[-1]["step"] + 1)
     )
-    scalars = _scalars(run_dir / "tensorboard")
-    assert scalars["val_accuracy"] == pytest.approx(
+    events = scalars(run_dir / "tensorboard")
+    assert events["val_accuracy"] == pytest.approx(
         {row["step"]: row["val_accuracy"] for row in rows}
     )

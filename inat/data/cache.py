@@ -16,16 +16,16 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import platformdirs
 from filelock import FileLock, Timeout
 
 from inat.errors import DataError
+from inat.storage import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +62,23 @@ def cached_entry(cache_dir: Path, key: str, build: Callable[[Path], None], sourc
     target = cache_dir / key
     if (target / MARKER).is_file():
         log.info("using cached %s in %s", source, target)
+        mark_used(target)
         return target
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with _locked(cache_dir / f"{key}.lock", target):
             if (target / MARKER).is_file():
                 log.info("using %s, prepared by another process, in %s", source, target)
+                mark_used(target)
                 return target
             _remove_leftovers(cache_dir, key)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=cache_dir))
-            try:
+
+            def build_and_mark(tmp: Path) -> None:
                 build(tmp)
                 marker = {"source": source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
                 (tmp / MARKER).write_text(json.dumps(marker) + "\n")
-                os.rename(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+
+            atomic_folder(target, build_and_mark)
     except OSError as e:
         raise DataError(
             f"cannot prepare {source} in the cache folder {cache_dir}: {e}. "
@@ -87,6 +87,13 @@ def cached_entry(cache_dir: Path, key: str, build: Callable[[Path], None], sourc
         ) from e
     log.info("prepared %s in %s", source, target)
     return target
+
+
+def mark_used(entry: Path) -> None:
+    """Record that `entry` is used now: its marker's modification time is its last use
+    (what `inat data list` shows and `inat data clean --older-than` goes by)."""
+    with suppress(OSError):  # a read-only cache is still usable
+        os.utime(entry / MARKER)
 
 
 @contextmanager

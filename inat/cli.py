@@ -10,6 +10,8 @@
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
     inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
+    inat export CHECKPOINT DEST        the model as safetensors, TorchScript or ONNX, for use
+                                       without inat
 
 Exit codes are documented in inat/errors.py.
 """
@@ -242,6 +244,13 @@ def _predict(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _export(args: argparse.Namespace) -> int:
+    from inat.results.export import export, report
+
+    print(report(export(args.checkpoint, Path(args.dest), args.format)))
+    return ExitCode.OK
+
+
 def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     """The results, evaluate and predict commands: they read run directories, never train."""
     checkpoint_help = (
@@ -342,6 +351,24 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--json", action="store_true", help="print JSON for scripts")
     predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="write a checkpoint's model as safetensors, TorchScript or ONNX, for use without inat",
+        description="Write a checkpoint's model into the new folder DEST: the model file and "
+        "model.json (its classes, the image size and normalisation it takes, how to load it). "
+        "The README shows how to load each format without inat.",
+    )
+    export.add_argument("checkpoint", help=checkpoint_help)
+    export.add_argument("dest", help="a new folder (one that exists is refused)")
+    export.add_argument(
+        "--format",
+        default="safetensors",
+        metavar="FORMAT",
+        help="safetensors (the weights, default), torchscript (the traced program, "
+        "torch.jit.load) or onnx (the program for onnxruntime)",
+    )
+    export.set_defaults(run=_export)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@
     inat launch [ACCELERATE OPTIONS] COMMAND [ARGS...]
                                        COMMAND in one process per GPU (accelerate launch)
     inat data download [SOURCE]        fetch and extract a data set into the local cache
+    inat data list | clean             what the cache holds; remove old or all entries
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
@@ -204,6 +205,26 @@ def _data_download(args: argparse.Namespace) -> int:
     from inat.data import download_command
 
     download_command(args.source, args.cache_dir)
+    return ExitCode.OK
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    from inat.data.cache import cache_folder, entries, list_report
+
+    cache_dir = cache_folder(args.cache_dir)
+    found = entries(cache_dir)
+    if args.json:
+        print(json.dumps([entry.record(cache_dir) for entry in found], indent=2))
+    else:
+        print(list_report(cache_dir, found))
+    return ExitCode.OK
+
+
+def _data_clean(args: argparse.Namespace) -> int:
+    from inat.data.cache import cache_folder, clean, clean_report
+
+    cache_dir = cache_folder(args.cache_dir)
+    print(clean_report(cache_dir, clean(cache_dir, None if args.all else args.older_than)))
     return ExitCode.OK
 
 
@@ -431,6 +452,34 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="the cache folder (default: see README)"
     )
     download.set_defaults(run=_data_download)
+    listing = data_commands.add_parser(
+        "list",
+        help="the data sets and prepared images in the cache: source, size on disk, last use",
+    )
+    listing.add_argument("--cache-dir", default=None, help="the cache folder (default: see README)")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    listing.set_defaults(run=_data_list)
+    cleaning = data_commands.add_parser(
+        "clean",
+        help="remove cache entries unused for some days, or all; never one another process "
+        "holds the lock of",
+        description="Remove what the data cache holds (data sets, prepared images, unfinished "
+        "builds and downloads), except entries another process holds the lock of while it "
+        "builds them, and say what was freed. A run training from an entry holds no lock: keep "
+        "recent entries with --older-than.",
+    )
+    which = cleaning.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="remove entries last used more than DAYS days ago",
+    )
+    which.add_argument("--all", action="store_true", help="remove every entry")
+    cleaning.add_argument(
+        "--cache-dir", default=None, help="the cache folder (default: see README)"
+    )
+    cleaning.set_defaults(run=_data_clean)
     smoke = commands.add_parser(
         "smoke",
         help="check that this machine or image can train: the accelerator, a few fp16 steps, "

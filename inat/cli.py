@@ -268,7 +268,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from inat.results.export import export, report
 
-    print(report(export(args.checkpoint, Path(args.dest), args.format)))
+    print(report(export(args.checkpoint, args.dest, args.format)))
     return ExitCode.OK
 
 

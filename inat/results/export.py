@@ -32,7 +32,7 @@ from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from inat.errors import ConfigError
 from inat.models.backbones import BACKBONES
 from inat.results.classifier import Classifier, load_classifier
-from inat.storage import atomic_folder
+from inat.storage import atomic_folder, is_s3
 
 METADATA = "model.json"
 FILES = {"safetensors": "model.safetensors", "torchscript": "model.pt", "onnx": "model.onnx"}
@@ -40,14 +40,18 @@ FORMATS = tuple(FILES)
 INPUT, OUTPUT = "image", "logits"
 
 
-def export(checkpoint: str, dest: Path, fmt: str) -> Path:
+def export(checkpoint: str, dest: str | Path, fmt: str) -> Path:
     """Write the model of `checkpoint` (see load_classifier) as `fmt` into the new folder
     `dest`, with its model.json; returns the model file. `dest` appears complete or not at all."""
     if fmt not in FILES:
         raise ConfigError(
             f"--format {fmt} is not an export format: use one of {', '.join(FORMATS)}"
         )
-    dest = dest.expanduser()
+    if is_s3(str(dest)):
+        raise ConfigError(
+            f"{dest} is not a local folder: export into one, then copy it (aws s3 cp --recursive)"
+        )
+    dest = Path(dest).expanduser()
     if dest.exists():
         raise ConfigError(
             f"{dest} already exists: export into a new folder, or remove {dest} first"

@@ -188,3 +188,11 @@ def test_a_destination_that_exists_is_refused_and_left_as_it_was(errors, checkpo
     assert f"{dest} already exists: export into a new folder, or remove {dest} first" in message
     assert [p.name for p in dest.iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]
+
+
+def test_a_destination_on_s3_is_refused(errors, checkpoints, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, message = errors("export", str(checkpoints["scratch"]), "s3://bucket/exported")
+    assert code == 65
+    assert "s3://bucket/exported is not a local folder: export into one, then copy it" in message
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ true and predicted labels, from a checkpoint and a data source."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -54,20 +55,25 @@ def prediction_grid(
             ax.set_xticks([])
             ax.set_yticks([])
             n += 1
-        axes[0][label].annotate(
-            classes[label],
-            (0.5, 1.0),
-            xytext=(0, 22),
-            xycoords="axes fraction",
-            textcoords="offset points",
-            ha="center",
-            fontweight="bold",
-        )
+        _column_header(axes[0][label], classes[label])
     labels = [label for label, column in enumerate(columns) for _ in column]
-    right = sum(p == label for p, label in zip(predicted.tolist(), labels, strict=True))
+    n_right = sum(p == label for p, label in zip(predicted.tolist(), labels, strict=True))
     figure.suptitle(
         f"Test images by true class (columns), with the predicted class and its probability "
-        f"({RIGHT} right, {WRONG} wrong): {right} of {len(files)} right",
+        f"({RIGHT} right, {WRONG} wrong): {n_right} of {len(files)} right",
         fontsize="large",
     )
     return figure
+
+
+def _column_header(ax: Any, name: str) -> None:
+    """The true class of a column, above the title of its top image."""
+    ax.annotate(
+        name,
+        (0.5, 1.0),
+        xytext=(0, 22),
+        xycoords="axes fraction",
+        textcoords="offset points",
+        ha="center",
+        fontweight="bold",
+    )

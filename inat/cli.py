@@ -6,11 +6,14 @@
     inat launch [ACCELERATE OPTIONS] COMMAND [ARGS...]
                                        COMMAND in one process per GPU (accelerate launch)
     inat data download [SOURCE]        fetch and extract a data set into the local cache
+    inat data list | clean             what the cache holds; remove old or all entries
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
     inat results SWEEP SWEEP...        their searches compared; SWEEP --dashboard: optuna-dashboard
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
     inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
+    inat export CHECKPOINT DEST        the model as safetensors, TorchScript or ONNX, for use
+                                       without inat
 
 Exit codes are documented in inat/errors.py.
 """
@@ -247,6 +250,26 @@ def _data_download(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _data_list(args: argparse.Namespace) -> int:
+    from inat.data.cache import cache_folder, entries, list_report
+
+    cache_dir = cache_folder(args.cache_dir)
+    found = entries(cache_dir)
+    if args.json:
+        print(json.dumps([entry.record(cache_dir) for entry in found], indent=2))
+    else:
+        print(list_report(cache_dir, found))
+    return ExitCode.OK
+
+
+def _data_clean(args: argparse.Namespace) -> int:
+    from inat.data.cache import cache_folder, clean, clean_report
+
+    cache_dir = cache_folder(args.cache_dir)
+    print(clean_report(cache_dir, clean(cache_dir, None if args.all else args.older_than)))
+    return ExitCode.OK
+
+
 def _smoke(args: argparse.Namespace) -> int:
     from inat.smoke import smoke
 
@@ -294,6 +317,13 @@ def _predict(args: argparse.Namespace) -> int:
     files = image_files(args.images)
     predictions = predict(load_classifier(args.checkpoint), files, args.top_k)
     print(json.dumps(predictions, indent=2) if args.json else report(predictions))
+    return ExitCode.OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from inat.results.export import export, report
+
+    print(report(export(args.checkpoint, args.dest, args.format)))
     return ExitCode.OK
 
 
@@ -411,6 +441,24 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--json", action="store_true", help="print JSON for scripts")
     predict.set_defaults(run=_predict)
 
+    export = commands.add_parser(
+        "export",
+        help="write a checkpoint's model as safetensors, TorchScript or ONNX, for use without inat",
+        description="Write a checkpoint's model into the new folder DEST: the model file and "
+        "model.json (its classes, the image size and normalisation it takes, how to load it). "
+        "The README shows how to load each format without inat.",
+    )
+    export.add_argument("checkpoint", help=checkpoint_help)
+    export.add_argument("dest", help="a new folder (one that exists is refused)")
+    export.add_argument(
+        "--format",
+        default="safetensors",
+        metavar="FORMAT",
+        help="safetensors (the weights, default), torchscript (the traced program, "
+        "torch.jit.load) or onnx (the program for onnxruntime)",
+    )
+    export.set_defaults(run=_export)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -488,6 +536,34 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="the cache folder (default: see README)"
     )
     download.set_defaults(run=_data_download)
+    listing = data_commands.add_parser(
+        "list",
+        help="the data sets and prepared images in the cache: source, size on disk, last use",
+    )
+    listing.add_argument("--cache-dir", default=None, help="the cache folder (default: see README)")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    listing.set_defaults(run=_data_list)
+    cleaning = data_commands.add_parser(
+        "clean",
+        help="remove cache entries unused for some days, or all; never one another process "
+        "holds the lock of",
+        description="Remove what the data cache holds (data sets, prepared images, unfinished "
+        "builds and downloads), except entries another process holds the lock of while it "
+        "builds them, and say what was freed. A run training from an entry holds no lock: keep "
+        "recent entries with --older-than.",
+    )
+    which = cleaning.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="remove entries last used more than DAYS days ago",
+    )
+    which.add_argument("--all", action="store_true", help="remove every entry")
+    cleaning.add_argument(
+        "--cache-dir", default=None, help="the cache folder (default: see README)"
+    )
+    cleaning.set_defaults(run=_data_clean)
     smoke = commands.add_parser(
         "smoke",
         help="check that this machine or image can train: the accelerator, a few fp16 steps, "

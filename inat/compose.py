@@ -283,13 +283,13 @@ def _wrong_type_message(error: ValidationError, overrides: Sequence[str]) -> str
     if isinstance(node, ListConfig) and node._get_parent() is not None:
         # An item of a list field: what is allowed is the list field's.
         field_key = re.sub(r"\[\d+\]$", "", full_key)
-        allowed = _allowed(OmegaConf.get_type(node._get_parent()), str(node._key()))
+        allowed = allowed_words(OmegaConf.get_type(node._get_parent()), str(node._key()))
         return f"{full_key}={value!r} is not allowed: use {allowed} for {field_key}."
-    allowed = _allowed(error.object_type, str(error.key))
+    allowed = allowed_words(error.object_type, str(error.key))
     return f"{full_key}={value!r} is not allowed: use {allowed}."
 
 
-def _allowed(kind: Any, key: str) -> str:
+def allowed_words(kind: Any, key: str) -> str:
     """What field `key` of the schema `kind` takes, in words."""
     if not dataclasses.is_dataclass(kind):
         return "a value of the right type"

@@ -12,6 +12,7 @@ retried) from a stop after a checkpoint (75, retried).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import subprocess
@@ -20,6 +21,51 @@ from collections.abc import Sequence
 from inat.errors import ExitCode
 
 log = logging.getLogger(__name__)
+
+# The options of `accelerate launch` that `inat launch --help` shows; every other one works
+# too (`accelerate launch --help` lists them).
+SHOWN_OPTIONS = (
+    "--multi_gpu",
+    "--cpu",
+    "--num_processes",
+    "--num_machines",
+    "--machine_rank",
+    "--main_process_ip",
+    "--main_process_port",
+    "--rdzv_backend",
+    "--same_network",
+    "--gpu_ids",
+    "--num_cpu_threads_per_process",
+    "--config_file",
+)
+DESCRIPTION = """\
+Run an inat command (train, sweep, smoke, ...) in one process per GPU (or several CPU
+processes, with trainer.cpu=true) through accelerate launch: its options come first, then
+the inat command and that command's arguments."""
+EPILOG = """\
+examples:
+  inat launch --multi_gpu --num_processes 4 train experiment=original_finetune
+  inat launch --multi_gpu --num_processes 2 train trainer.cpu=true
+  inat launch --multi_gpu --num_machines 2 --machine_rank $RANK --num_processes 8 \\
+      --main_process_ip $HEAD --main_process_port 29500 train ...
+
+--num_processes counts the processes of all machines. Precision is the config's
+trainer.mixed_precision (an inat train override): accelerate's --mixed_precision does not
+change it. Every other accelerate launch option is accepted as well: see
+`accelerate launch --help`. The exit code is that of the process that failed first
+(65: bad config, 75: stopped after a checkpoint), not accelerate's 1.
+"""
+
+
+def _show_only(parser: argparse.ArgumentParser, options: Sequence[str]) -> None:
+    """Make `parser`'s help show `options` only (all its options still parse), and no
+    positional argument: the inat command and its arguments fill those in."""
+    for action in parser._actions:
+        if not set(action.option_strings) & {*options, "-h", "--help"}:
+            action.help = argparse.SUPPRESS
+    for group in parser._action_groups:
+        if all(action.help == argparse.SUPPRESS for action in group._group_actions):
+            group.title = group.description = None
 
 
 def launch(argv: Sequence[str]) -> int:
@@ -36,6 +82,9 @@ def launch(argv: Sequence[str]) -> int:
     parser = launch_command_parser()
     parser.prog = "inat launch"
     parser.usage = "inat launch [ACCELERATE LAUNCH OPTIONS] COMMAND [ARGS...]"
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _show_only(parser, SHOWN_OPTIONS)
     args = parser.parse_args(argv)
     if args.module or args.no_python:
         parser.error("name the inat command only (e.g. train): it runs as `python -m inat`")

@@ -22,6 +22,13 @@ log = logging.getLogger("inat.progress")
 LOG_EVERY_S = 30.0  # seconds between log lines of a transfer in a batch log
 
 
+def byte_size(nbytes: int) -> str:
+    """A size for people: "3.1 kB", "12.3 MB" or "1.84 GB"."""
+    if nbytes >= 1e9:
+        return f"{nbytes / 1e9:.2f} GB"
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:.1f} kB"
+
+
 def on_terminal() -> bool:
     """Whether progress goes to a person watching (stderr is a TTY) rather than a log file."""
     return sys.stderr.isatty()

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+<<<<<<< HEAD
 import re
 from collections.abc import Iterator, Mapping
+=======
+from collections.abc import Iterable, Iterator, Mapping
+>>>>>>> export
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
@@ -104,6 +108,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
+def under(key: str, prefixes: Iterable[str]) -> bool:
+    """Whether the dotted `key` is one of `prefixes` or below one (storage.region: storage)."""
+    return any(key == k or key.startswith(f"{k}.") for k in prefixes)
+
+
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """`key: old -> new` for each compared key (not under UNCOMPARED_KEYS) that differs."""
     before, after = flatten(old), flatten(new)
@@ -111,8 +120,7 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return [
         f"{key}: {before.get(key, unset)} -> {after.get(key, unset)}"
         for key in sorted(before.keys() | after.keys())
-        if not any(key == k or key.startswith(f"{k}.") for k in UNCOMPARED_KEYS)
-        and before.get(key, unset) != after.get(key, unset)
+        if not under(key, UNCOMPARED_KEYS) and before.get(key, unset) != after.get(key, unset)
     ]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 # -- rules: a test of one value and the words that say what is allowed
 
@@ -464,8 +465,16 @@ RELATIONS: tuple[Callable[[Any], Iterator[tuple[str, str]]], ...] = (_image_size
 # -- registration: the schemas as configs of the `schema/<group>` groups
 
 
+def _config_help(*, _root_: Any) -> str:
+    from inat.config_help import annotated
+
+    return annotated(_root_)
+
+
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore, where the YAML files find them."""
+    """Store every schema in Hydra's ConfigStore, where the YAML files find them, and the
+    resolver of `inat train --help`'s config section (see inat.config_help)."""
+    OmegaConf.register_new_resolver("inat_config_help", _config_help, replace=True)
     store = ConfigStore.instance()
     store.store(group="schema", name="train", node=TrainConfig)
     for group, name, node in (

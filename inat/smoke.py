@@ -34,6 +34,7 @@ import torch
 from inat.compose import compose
 from inat.data import check_source
 from inat.errors import ExitCode, InatError
+from inat.progress import byte_size
 from inat.storage import S3Settings, open_storage, storage_settings
 from inat.train import train
 from inat.train.checkpoint import CheckpointManager
@@ -76,10 +77,6 @@ class Outcome:
     def line(self) -> str:
         """The check's report line."""
         return f"{self.status} {self.name} ({self.seconds:.2f} s): {self.detail}"
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
 
 
 def run_check(name: str, check: Callable[[], str]) -> Outcome:
@@ -171,7 +168,7 @@ def check_checkpoint(output: str, settings: S3Settings | None = None) -> str:
     finally:
         outputs.delete_prefix(probe)
     return (
-        f"{_size(size)} written to {storage.uri} in {written:.2f} s, "
+        f"{byte_size(size)} written to {storage.uri} in {written:.2f} s, "
         f"read back in {read:.2f} s, identical, deleted"
     )
 
@@ -189,7 +186,7 @@ def check_data(source: str, settings: S3Settings | None = None) -> str:
                     "check data.source"
                 )
             length = response.headers.get("Content-Length")
-        size = f", {_size(int(length))}" if length else ""
+        size = f", {byte_size(int(length))}" if length else ""
         return f"{source} answers HTTP {response.status_code}{size}"
     check_source(source, settings)
     return f"{source} can be read"

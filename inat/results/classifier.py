@@ -78,6 +78,9 @@ def locate(uri: str) -> tuple[Storage, str]:
     )
 
 
+_WHICH = "give a state.pt that inat train wrote, a folder holding one or a run directory"
+
+
 def load_classifier(uri: str) -> Classifier:
     """The classifier stored in the checkpoint `uri` (see locate), ready for inference."""
     storage, path = locate(uri)
@@ -88,10 +91,13 @@ def load_classifier(uri: str) -> Classifier:
     except InatError:
         raise
     except Exception as e:  # torch.load raises many kinds for a file that is no checkpoint
-        raise DataError(f"{storage.uri}/{path} is not a readable checkpoint: {e}") from e
+        raise DataError(
+            f"{storage.uri}/{path} is not a readable checkpoint (torch.load: {e}): {_WHICH}"
+        ) from e
     if not isinstance(state, dict) or not {"model", "config", "classes"} <= state.keys():
         raise DataError(
-            f"{storage.uri}/{path} is not an inat checkpoint (it lacks model, config or classes)"
+            f"{storage.uri}/{path} is not an inat checkpoint (it lacks model, config or "
+            f"classes): {_WHICH}"
         )
     config = state["config"]
     model_cfg = OmegaConf.create(config["model"])

@@ -20,9 +20,12 @@ import yaml
 
 from inat import rundir
 from inat.errors import ConfigError
-from inat.results.configs import LOCATION_KEYS
 from inat.results.status import PointFiles, best_row, point_row, read_point
+<<<<<<< HEAD
 from inat.rundir import MANIFEST, RunDir, flatten, sweep_points
+=======
+from inat.rundir import MANIFEST, UNCOMPARED_KEYS, RunDir, flatten, under
+>>>>>>> export
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
@@ -31,6 +34,9 @@ SWEEP, RUN, RUNS = "sweep", "run", "runs"  # the kinds of Results
 # The columns of a table of runs side by side: its folder and key settings (the table's
 # epochs column shows trainer.epochs as planned).
 RUN_COLUMNS = ["run", "model", "lr"]
+# Keys that say where a run reads, writes and logs or how fast it computes, not what it
+# trains: never swept keys of a leaderboard or a plot, even where their values differ.
+BOOKKEEPING_KEYS = tuple(key for key in UNCOMPARED_KEYS if key != "trainer.epochs")
 
 
 @dataclass
@@ -142,11 +148,24 @@ def _point(
 
 def _sweep(storage: Storage) -> Results:
     manifest = storage.read_json(MANIFEST)
+<<<<<<< HEAD
     entries = sweep_points(storage)
     keys = list(parse_swept(entries[0]["swept"])) if entries else []
     results = Results(manifest["name"], storage, SWEEP, keys)
     results.points = [_point(storage.child(e["name"]), e, parse_swept(e["swept"])) for e in entries]
+=======
+    entries = manifest["points"]
+    keys = list(_swept(entries[0])) if entries else []
+    results = Results(manifest["name"], storage, SWEEP, keys)
+    results.points = [_point(storage.child(e["name"]), e, _swept(e)) for e in entries]
+>>>>>>> export
     return results
+
+
+def _swept(entry: dict[str, Any]) -> dict[str, Any]:
+    """A manifest entry's swept values, without bookkeeping keys."""
+    params = _parse_swept(entry["swept"])
+    return {k: v for k, v in params.items() if not under(k, BOOKKEEPING_KEYS)}
 
 
 def _single_run(storage: Storage) -> Results:
@@ -199,7 +218,7 @@ def _runs(storage: Storage, folders: list[str]) -> Results:
     keys = [
         key
         for key in dict.fromkeys(k for c in flat for k in c)
-        if key not in LOCATION_KEYS and len({repr(c.get(key)) for c in flat if c}) > 1
+        if not under(key, BOOKKEEPING_KEYS) and len({repr(c.get(key)) for c in flat if c}) > 1
     ]
     results = Results(name, storage, SWEEP, keys)
     for position, (folder, config) in enumerate(zip(folders, flat, strict=True)):

@@ -4,6 +4,7 @@ true and predicted labels, from a checkpoint and a data source."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -12,6 +13,7 @@ from inat.results.classifier import Classifier
 from inat.results.predict import load_images, probabilities
 
 PER_CLASS = 3
+RIGHT, WRONG = "\u2713", "\u2717"  # check mark and cross: not colour alone
 
 
 def examples(root: Path, classes: list[str], per_class: int = PER_CLASS) -> list[list[Path]]:
@@ -26,36 +28,52 @@ def examples(root: Path, classes: list[str], per_class: int = PER_CLASS) -> list
 def prediction_grid(
     classifier: Classifier, source: str, cache_dir: str | None = None, per_class: int = PER_CLASS
 ) -> Figure:
-    """Test images of `source`, a row per class, with their true and predicted classes
-    (green when right, red when wrong) and the predicted class's probability."""
+    """Test images of `source`, a column per class (`per_class` rows: wide, to fit a page
+    across), with their true and predicted classes and the predicted class's probability;
+    right ones marked with a check mark in green, wrong ones with a cross in red."""
     classes = classifier.classes
-    rows = examples(classifier.data_root(source, cache_dir), classes, per_class)
-    files = [path for row in rows for path in row]
+    columns = examples(classifier.data_root(source, cache_dir), classes, per_class)
+    files = [path for column in columns for path in column]
     images = load_images(files)
     confidence, predicted = probabilities(classifier, images).max(dim=1)
-    figure = Figure(figsize=(2.8 * per_class, 2.9 * len(classes)), layout="constrained")
-    axes = figure.subplots(len(classes), per_class, squeeze=False)
+    figure = Figure(figsize=(1.9 * len(classes), 2.3 * per_class + 0.6), layout="constrained")
+    axes = figure.subplots(per_class, len(classes), squeeze=False)
     n = 0
-    for label, row in enumerate(rows):
-        for column in range(per_class):
-            ax = axes[label][column]
-            if column >= len(row):
+    for label, column in enumerate(columns):
+        for row in range(per_class):
+            ax = axes[row][label]
+            if row >= len(column):
                 ax.set_visible(False)
                 continue
-            guess = classes[predicted[n]]
+            right = label == predicted[n].item()
             ax.imshow(images[n])
             ax.set_title(
-                f"true: {classes[label]}\npredicted: {guess} ({100 * confidence[n]:.0f}%)",
-                color="green" if label == predicted[n].item() else "red",
+                f"{RIGHT if right else WRONG} {classes[predicted[n]]} {100 * confidence[n]:.0f}%",
+                color="green" if right else "red",
                 fontsize="medium",
             )
             ax.set_xticks([])
             ax.set_yticks([])
             n += 1
-    labels = [label for label, row in enumerate(rows) for _ in row]
-    right = sum(p == label for p, label in zip(predicted.tolist(), labels, strict=True))
+        _column_header(axes[0][label], classes[label])
+    labels = [label for label, column in enumerate(columns) for _ in column]
+    n_right = sum(p == label for p, label in zip(predicted.tolist(), labels, strict=True))
     figure.suptitle(
-        f"Test images and predictions: {right} of {len(files)} right\n{classifier.uri}",
+        f"Test images by true class (columns), with the predicted class and its probability "
+        f"({RIGHT} right, {WRONG} wrong): {n_right} of {len(files)} right",
         fontsize="large",
     )
     return figure
+
+
+def _column_header(ax: Any, name: str) -> None:
+    """The true class of a column, above the title of its top image."""
+    ax.annotate(
+        name,
+        (0.5, 1.0),
+        xytext=(0, 22),
+        xycoords="axes fraction",
+        textcoords="offset points",
+        ha="center",
+        fontweight="bold",
+    )

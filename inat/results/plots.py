@@ -18,7 +18,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from inat.results.collect import PointResult, Results, value_text
 from inat.rundir import Status
@@ -63,8 +63,10 @@ def learning_curves(results: Results, top: int = TOP) -> Figure | None:
         loss_ax.plot(epochs, [r["val_loss"] for r in history], "--o", color=colour)
         acc_ax.plot(epochs, [_percent(r["train_accuracy"]) for r in history], "-o", color=colour)
         acc_ax.plot(epochs, [_percent(r["val_accuracy"]) for r in history], "--o", color=colour)
+    top = _log_loss_axis(loss_ax, [r[k] for p in points for r in p.files.history for k in _LOSSES])
+    diverged = top is not None and _mark_beyond(loss_ax, top)
     for ax, title, ylabel in (
-        (loss_ax, "Loss", "cross-entropy loss"),
+        (loss_ax, "Loss (log scale)", "cross-entropy loss"),
         (acc_ax, "Accuracy", "accuracy (%)"),
     ):
         ax.set_title(title)
@@ -76,6 +78,10 @@ def learning_curves(results: Results, top: int = TOP) -> Figure | None:
         Line2D([], [], color="grey", linestyle="-", label="train"),
         Line2D([], [], color="grey", linestyle="--", label="validation"),
     ]
+    if diverged:
+        styles.append(
+            Line2D([], [], color="grey", marker="^", linestyle="", label="loss beyond the axis")
+        )
     handles, labels = loss_ax.get_legend_handles_labels()
     figure.legend(
         handles + styles,
@@ -84,9 +90,58 @@ def learning_curves(results: Results, top: int = TOP) -> Figure | None:
         ncols=min(3, len(handles) + 2),
         fontsize="small",
     )
-    which = f"the top {len(points)} points" if len(results.points) > 1 else "the run"
-    figure.suptitle(f"Learning curves of {which} of {results.name} (by validation accuracy)")
+    if len(results.points) == 1:
+        figure.suptitle(f"Learning curves of {results.name}")
+    else:
+        figure.suptitle(
+            f"Learning curves of the top {len(points)} of {len(results.points)} points of "
+            f"{results.name} (by validation accuracy)"
+        )
     return figure
+
+
+_LOSSES = ("train_loss", "val_loss")
+_DIVERGED = 20  # a loss this many times the median is drawn at the top edge, marked
+
+
+def _log_loss_axis(ax: Any, losses: list[Any]) -> float | None:
+    """Put `ax` on a log scale whose range ends a factor _DIVERGED above the losses' median,
+    so that a diverged point does not flatten the others; returns the range's top."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    finite = sorted(v for v in losses if _is_number(v) and math.isfinite(v) and v > 0)
+    if not finite:
+        return None
+    top = min(finite[-1], _DIVERGED * finite[len(finite) // 2]) * 1.3
+    ax.set_ylim(finite[0] / 1.3, top)
+    return top
+
+
+def _mark_beyond(ax: Any, top: float) -> bool:
+    """Draw each line's points above `top` (or not finite) as triangles on the top edge;
+    returns whether there were any."""
+    marked = False
+    for line in list(ax.get_lines()):
+        beyond = [
+            x
+            for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)
+            if not (_is_number(y) and y <= top)
+        ]
+        if beyond:
+            # A label starting with "_" keeps the triangles out of the legend's handles.
+            ax.plot(
+                beyond,
+                [top / 1.05] * len(beyond),
+                "^",
+                color=line.get_color(),
+                markersize=9,
+                clip_on=False,
+                label="_beyond",
+            )
+            marked = True
+    return marked
 
 
 def _scored(results: Results) -> list[PointResult]:
@@ -101,9 +156,22 @@ def _is_number(value: Any) -> bool:
 class _Axis:
     """Where a swept key's values go on an axis."""
 
-    coords: list[float]  # numbers by value (log10 when they span 10x), others by category
+    coords: list[float]  # numbers by value (log10 on a log scale), others by category
     ticks: list[tuple[float, str]]  # (coordinate, label) of each distinct value
     label: str
+    log: bool = False  # coords are log10 of the values
+
+
+# Keys drawn on a log scale whatever their values span: their values are multiples.
+LOG_SCALE_KEYS = frozenset({"lr", "weight_decay"})
+
+
+def _log_scale(key: str, values: list[Any]) -> bool:
+    """Whether a swept key's values go on a log scale, in every plot: positive numbers of a
+    key in LOG_SCALE_KEYS (e.g. optimizer.lr) or spanning a factor of 10 or more."""
+    if not values or not all(_is_number(v) and v > 0 for v in values):
+        return False
+    return key.rsplit(".", 1)[-1] in LOG_SCALE_KEYS or max(values) / min(values) >= 10
 
 
 def _axis(key: str, values: list[Any]) -> _Axis:
@@ -112,18 +180,23 @@ def _axis(key: str, values: list[Any]) -> _Axis:
         categories = list(dict.fromkeys(texts))
         coords = [float(categories.index(t)) for t in texts]
         return _Axis(coords, sorted(set(zip(coords, texts, strict=True))), key)
-    log = min(values) > 0 and max(values) / min(values) >= 10
+    log = _log_scale(key, values)
     coords = [math.log10(v) if log else float(v) for v in values]
     ticks = sorted(set(zip(coords, texts, strict=True)))
     if len(ticks) > _MAX_TICKS:  # values from a continuous range: ticks spread evenly
         low, high = min(coords), max(coords)
         spread = [low + (high - low) * i / 4 for i in range(5)]
         ticks = [(c, f"{10**c if log else c:.3g}") for c in spread]
-    return _Axis(coords, ticks, f"{key} (log scale)" if log else key)
+    return _Axis(coords, ticks, f"{key} (log scale)" if log else key, log)
 
 
-def _set_ticks(ax: Any, ticks: list[tuple[float, str]]) -> None:
-    ax.set_xticks([c for c, _ in ticks], [t for _, t in ticks], rotation=20, ha="right")
+def _set_ticks(ax: Any, axis: _Axis) -> None:
+    """The axis's ticks on the x axis of `ax`, on a log scale where the axis is one."""
+    if axis.log:
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    where = [10**c if axis.log else c for c, _ in axis.ticks]
+    ax.set_xticks(where, [t for _, t in axis.ticks], rotation=20, ha="right")
 
 
 def accuracy_vs_params(results: Results) -> Figure | None:
@@ -140,7 +213,8 @@ def accuracy_vs_params(results: Results) -> Figure | None:
     accuracy = [_percent(p.row["best_val_accuracy"]) for p in points]
     for ax, key in zip(axes, results.keys, strict=False):
         axis = _axis(key, [p.params.get(key) for p in points])
-        for point, x, y in zip(points, axis.coords, accuracy, strict=True):
+        xs = [10**c if axis.log else c for c in axis.coords]
+        for point, x, y in zip(points, xs, accuracy, strict=True):
             done = point.row["status"] == Status.DONE
             ax.scatter(
                 x,
@@ -151,7 +225,7 @@ def accuracy_vs_params(results: Results) -> Figure | None:
                 facecolors=None if done else "none",
                 zorder=3,
             )
-        _set_ticks(ax, axis.ticks)
+        _set_ticks(ax, axis)
         ax.margins(x=0.15)
         ax.set_xlabel(axis.label)
         ax.set_ylabel("best validation accuracy (%)")
@@ -174,8 +248,9 @@ def parallel_coordinates(results: Results) -> Figure | None:
         return None
     accuracy = [_percent(p.row["best_val_accuracy"]) for p in points]
     axes = [_axis(key, [p.params.get(key) for p in points]) for key in results.keys]
-    axes.append(_axis("val accuracy (%)", [round(a, 1) for a in accuracy]))
+    axes.append(_metric_axis("val accuracy (%)", accuracy))
     spans = [(min(a.coords), max(a.coords)) for a in axes]
+    offsets = [_jitter(axis.coords, accuracy) for axis in axes]
 
     def height(value: float, span: tuple[float, float]) -> float:
         low, high = span
@@ -188,7 +263,10 @@ def parallel_coordinates(results: Results) -> Figure | None:
     best = results.best()
     for i, point in enumerate(sorted(points, key=lambda p: p.row["best_val_accuracy"])):
         index = points.index(point)
-        ys = [height(a.coords[index], span) for a, span in zip(axes, spans, strict=True)]
+        ys = [
+            height(a.coords[index], span) + offset[index]
+            for a, span, offset in zip(axes, spans, offsets, strict=True)
+        ]
         thick = point is best
         ax.plot(
             range(len(axes)),
@@ -208,7 +286,7 @@ def parallel_coordinates(results: Results) -> Figure | None:
                 fontsize="small",
                 va="center",
                 zorder=100,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+                bbox={"facecolor": "white", "edgecolor": "grey", "alpha": 0.9, "pad": 1.5},
             )
     ax.set_xticks(range(len(axes)), [a.label for a in axes], rotation=15, ha="right")
     ax.set_yticks([])
@@ -217,8 +295,33 @@ def parallel_coordinates(results: Results) -> Figure | None:
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     figure.colorbar(scalar, ax=ax, label="best validation accuracy (%)")
-    figure.suptitle(f"Parallel coordinates of {results.name} ({len(points)} points)")
+    figure.suptitle(
+        f"Parallel coordinates of {results.name} ({len(points)} points; lines that share a "
+        "value are spread apart)"
+    )
     return figure
+
+
+def _metric_axis(label: str, values: list[float]) -> _Axis:
+    """An axis of a metric: its values, with a scale of evenly spaced round ticks."""
+    low, high = min(values), max(values)
+    ticks = [t for t in MaxNLocator(nbins=5).tick_values(low, high) if low <= t <= high]
+    return _Axis(list(values), [(t, f"{t:g}") for t in ticks or [low]], label)
+
+
+_SPREAD = 0.12  # the height over which lines that share a value on an axis are spread
+
+
+def _jitter(coords: list[float], accuracy: list[float]) -> list[float]:
+    """Per point, a small vertical offset on an axis, so that points sharing a value there
+    (identical points too) are drawn apart: ordered by accuracy within the value."""
+    offsets = [0.0] * len(coords)
+    for value in set(coords):
+        sharing = sorted((i for i, c in enumerate(coords) if c == value), key=accuracy.__getitem__)
+        step = min(0.03, _SPREAD / len(sharing))
+        for rank, i in enumerate(sharing):
+            offsets[i] = (rank - (len(sharing) - 1) / 2) * step
+    return offsets
 
 
 def _best_test_scores(
@@ -277,7 +380,8 @@ def per_class_accuracy(results: Results) -> Figure | None:
     ax.set_xlim(0, 110)
     ax.set_xlabel("test accuracy (%)")
     ax.set_ylabel("class")
-    ax.legend(loc="lower right")
+    # Below the axes, where no bar can be: bars reach 100% on either side.
+    figure.legend(loc="outside lower center", frameon=False)
     ax.set_title(f"Per-class test accuracy of {_legend_label(best)}")
     return figure
 

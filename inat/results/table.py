@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from inat.results.collect import PointResult, Results, value_text
+from inat.results.collect import RUN_COLUMNS, PointResult, Results, value_text
 from inat.rundir import Status
 
 _FIELDS = [
@@ -109,10 +109,12 @@ def to_csv(results: Results) -> str:
     (accuracy as a fraction)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*_FIELDS[:2], *results.columns, *_FIELDS[2:], "run_dir"])
+    # A run's folder ("run" of a table of runs) is the name column already.
+    columns = [key for key in results.columns if key != RUN_COLUMNS[0]]
+    writer.writerow([*_FIELDS[:2], *columns, *_FIELDS[2:], "run_dir"])
     for point in results.ranked():
         row = point.row
-        params = [value_text(point.settings.get(key)) for key in results.columns]
+        params = [value_text(point.settings.get(key)) for key in columns]
         values = ["" if row[f] is None else row[f] for f in _FIELDS]
         writer.writerow([*values[:2], *params, *values[2:], point.run.uri])
     return out.getvalue()

@@ -10,7 +10,7 @@ No other module talks to boto3 directly.
 from __future__ import annotations
 
 from inat.storage.base import Storage
-from inat.storage.local import LocalStorage, atomic_write
+from inat.storage.local import LocalStorage, atomic_folder, atomic_write
 from inat.storage.settings import S3Settings, storage_settings
 
 
@@ -36,6 +36,7 @@ __all__ = [
     "LocalStorage",
     "S3Settings",
     "Storage",
+    "atomic_folder",
     "atomic_write",
     "is_s3",
     "open_storage",

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from inat.errors import StorageError
@@ -26,12 +26,34 @@ def _staged(path: Path, write) -> Iterator[Path]:
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         # mkstemp creates 0600 files; give the file the mode the user's umask allows.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, _umask_mode(0o666))
         yield tmp_path
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask_mode(full: int) -> int:
+    """`full` (0o666 for files, 0o777 for folders) less what the user's umask takes away."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask
+
+
+def atomic_folder(path: Path, build: Callable[[Path], None]) -> None:
+    """Create the folder `path` through `build(tmp_folder)` on a temporary sibling
+    (`.NAME.tmp-XXXX`), then rename it in place: `path` appears complete or not at all.
+
+    What `build` wrote is removed when it fails; `path` must not exist, or be an empty folder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        build(tmp)
+        os.chmod(tmp, _umask_mode(0o777))  # mkdtemp creates 0700 folders
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def atomic_write(path: Path, write) -> None:

@@ -13,7 +13,7 @@ from inat.cli import main
 from inat.results import plots
 from inat.results.classifier import load_classifier
 from inat.results.collect import collect, value_text
-from inat.results.grid import prediction_grid
+from inat.results.grid import RIGHT, WRONG, prediction_grid
 from inat.results.predict import load_images, probabilities
 
 pytestmark = pytest.mark.slow
@@ -123,22 +123,26 @@ def test_the_prediction_grid_shows_three_test_images_per_class_with_true_and_pre
     results = collect(s3_sweep.uri)
     classifier = load_classifier(results.best().run.uri)
     figure = prediction_grid(classifier, "synthetic", str(s3_sweep.cache))
-    cells = [ax for ax in figure.axes if ax.images]
-    assert len(cells) == 30
-    titles = [ax.get_title() for ax in cells]
-    for row, name in enumerate(classifier.classes):
-        assert all(
-            t.startswith(f"true: {name}\npredicted: ") for t in titles[3 * row : 3 * row + 3]
-        )
+    # Wide, to fit a page across: 3 rows of 10 classes, a column per class under its name.
+    width, height = figure.get_size_inches()
+    assert width > 2 * height
+    grid = np.array(figure.axes).reshape(3, 10)
+    assert all(ax.images for ax in grid.ravel())
+    for column, name in enumerate(classifier.classes):
+        assert [t.get_text() for t in grid[0][column].texts] == [name]
+        assert len({round(ax.get_position().x0, 6) for ax in grid[:, column]}) == 1
     # The labels are the model's answers on those very images.
     [test_root] = s3_sweep.cache.glob("synthetic-*/val")
     files = [
         sorted((test_root / name).iterdir())[i] for name in classifier.classes for i in range(3)
     ]
     predicted = probabilities(classifier, load_images(files)).argmax(dim=1).tolist()
-    shown = [t.split("predicted: ")[1].split(" (")[0] for t in titles]
-    assert shown == [classifier.classes[p] for p in predicted]
-    right = sum(p == i // 3 for i, p in enumerate(predicted))
-    colours = [ax.title.get_color() for ax in cells]
-    assert colours.count("green") == right and colours.count("red") == 30 - right
-    assert f"{right} of 30 right" in figure.get_suptitle()
+    cells = [grid[row][column] for column in range(10) for row in range(3)]
+    titles = [ax.get_title() for ax in cells]
+    assert [t.split(" ")[1] for t in titles] == [classifier.classes[p] for p in predicted]
+    # Right and wrong, marked with a sign besides the colour.
+    right = [p == i // 3 for i, p in enumerate(predicted)]
+    assert [t[0] for t in titles] == [RIGHT if r else WRONG for r in right]
+    assert [ax.title.get_color() for ax in cells] == ["green" if r else "red" for r in right]
+    assert f"{sum(right)} of 30 right" in figure.get_suptitle()
+    assert classifier.uri not in figure.get_suptitle() and "s3://" not in figure.get_suptitle()

@@ -1,0 +1,168 @@
+"""`inat export CHECKPOINT DEST --format F`: a checkpoint's model for use without inat.
+
+DEST is a new folder holding the model file and `model.json` (its classes, its
+preprocessing and how the file is loaded):
+
+  safetensors  model.safetensors: the weights; a fine-tuned model's under the names of the
+               torchvision model (torchvision.models.get_model(backbone, num_classes=N)),
+               the scratch CNN's under inat.models.ScratchCNN's
+  torchscript  model.pt: the traced program (torch.jit.load)
+  onnx         model.onnx: the program for onnxruntime and other ONNX runtimes, input
+               "image" (batch, 3, side, side), output "logits"
+
+Every model takes float32 RGB images of shape (batch, 3, side, side), resized to
+side x side, scaled to [0, 1] and normalised with the mean and std in model.json, and
+returns class logits (softmax for probabilities).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from inat import __version__
+from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from inat.errors import ConfigError
+from inat.models.backbones import BACKBONES
+from inat.results.classifier import Classifier, load_classifier
+from inat.storage import atomic_folder, is_s3
+
+METADATA = "model.json"
+FILES = {"safetensors": "model.safetensors", "torchscript": "model.pt", "onnx": "model.onnx"}
+FORMATS = tuple(FILES)
+INPUT, OUTPUT = "image", "logits"
+
+
+def export(checkpoint: str, dest: str | Path, fmt: str) -> Path:
+    """Write the model of `checkpoint` (see load_classifier) as `fmt` into the new folder
+    `dest`, with its model.json; returns the model file. `dest` appears complete or not at all."""
+    if fmt not in FILES:
+        raise ConfigError(
+            f"--format {fmt} is not an export format: use one of {', '.join(FORMATS)}"
+        )
+    if is_s3(str(dest)):
+        raise ConfigError(
+            f"{dest} is not a local folder: export into one, then copy it (aws s3 cp --recursive)"
+        )
+    dest = Path(dest).expanduser()
+    if dest.exists():
+        raise ConfigError(
+            f"{dest} already exists: export into a new folder, or remove {dest} first"
+        )
+    classifier = load_classifier(checkpoint)
+    atomic_folder(dest, lambda tmp: _write(classifier, fmt, tmp))
+    return dest / FILES[fmt]
+
+
+def _write(classifier: Classifier, fmt: str, folder: Path) -> None:
+    """The model file of `fmt` and model.json, written into `folder`."""
+    writers: dict[str, Callable[[Classifier, Path], dict[str, Any]]] = {
+        "safetensors": _write_safetensors,
+        "torchscript": _write_torchscript,
+        "onnx": _write_onnx,
+    }
+    loading = writers[fmt](classifier, folder / FILES[fmt])
+    document = metadata(classifier, fmt) | {"architecture": loading}
+    (folder / METADATA).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def metadata(classifier: Classifier, fmt: str) -> dict[str, Any]:
+    """What a user of the exported file needs besides it: its classes and preprocessing."""
+    return {
+        "format": fmt,
+        "file": FILES[fmt],
+        "classes": classifier.classes,
+        "preprocessing": {
+            "image_size": classifier.image_size,
+            "resize": "to image_size x image_size (bilinear, antialiased; aspect ratio not kept)",
+            "scale": "RGB pixel values / 255, float32, shape (batch, 3, image_size, image_size)",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+        "output": "class logits, shape (batch, classes), in the order of classes",
+        "checkpoint": classifier.uri,
+        "inat_version": __version__,
+    }
+
+
+def _example(classifier: Classifier) -> torch.Tensor:
+    side = classifier.image_size
+    return torch.zeros(2, 3, side, side)
+
+
+def torchvision_state(classifier: Classifier) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A fine-tuned model's weights under the names of its torchvision model, and how to
+    build that model: torchvision.models.get_model(**build) then load_state_dict."""
+    model_cfg = classifier.config["model"]
+    spec = BACKBONES[model_cfg["backbone"]]
+    build: dict[str, Any] = {"name": spec.name, "num_classes": len(classifier.classes)}
+    if spec.patch_size:
+        build["image_size"] = classifier.image_size
+    head = spec.build(classifier.image_size).get_submodule(spec.head)
+    inner = next(name for name, m in head.named_modules() if isinstance(m, nn.Linear))
+    linear = f"{spec.head}.{inner}" if inner else spec.head
+    state = {}
+    for name, tensor in classifier.model.state_dict().items():
+        if name.startswith("backbone."):
+            state[name.removeprefix("backbone.")] = tensor
+        else:  # the new head: dropout -> linear; torchvision's classifier holds the linear
+            state[f"{linear}.{name.rsplit('.', 1)[-1]}"] = tensor
+    return state, build
+
+
+def _write_safetensors(classifier: Classifier, path: Path) -> dict[str, Any]:
+    from safetensors.torch import save
+
+    model_cfg = classifier.config["model"]
+    if "backbone" in model_cfg:
+        state, build = torchvision_state(classifier)
+        architecture = {"torchvision": build}
+    else:
+        state = classifier.model.state_dict()
+        keys = {k: v for k, v in model_cfg.items() if k != "_target_"}
+        architecture = {
+            "inat": model_cfg["_target_"],
+            "kwargs": keys
+            | {"num_classes": len(classifier.classes), "image_size": classifier.image_size},
+        }
+    path.write_bytes(save({k: v.contiguous() for k, v in state.items()}))  # with the umask
+    return architecture
+
+
+def _write_torchscript(classifier: Classifier, path: Path) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is what was asked.
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(classifier.model, _example(classifier))
+        torch.jit.save(traced, str(path))
+    return {"torchscript": "torch.jit.load(file)"}
+
+
+def _write_onnx(classifier: Classifier, path: Path) -> dict[str, Any]:
+    from torch.export import Dim
+
+    for name in ("onnx_ir", "onnxscript"):  # their passes log each step at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    program = torch.onnx.export(
+        classifier.model,
+        (_example(classifier),),
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes={"x": {0: Dim("batch")}},
+        dynamo=True,
+        verbose=False,
+    )
+    program.save(str(path), external_data=False)
+    return {"onnx": {"input": INPUT, "output": OUTPUT}}
+
+
+def report(path: Path) -> str:
+    """What was written, and the model.json beside it."""
+    return f"exported {path}\n  with {path.parent / METADATA} (classes and preprocessing)"

@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-<<<<<<< HEAD
 import re
-from collections.abc import Iterator, Mapping
-=======
 from collections.abc import Iterable, Iterator, Mapping
->>>>>>> export
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum

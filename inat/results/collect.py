@@ -21,11 +21,7 @@ import yaml
 from inat import rundir
 from inat.errors import ConfigError
 from inat.results.status import PointFiles, best_row, point_row, read_point
-<<<<<<< HEAD
-from inat.rundir import MANIFEST, RunDir, flatten, sweep_points
-=======
-from inat.rundir import MANIFEST, UNCOMPARED_KEYS, RunDir, flatten, under
->>>>>>> export
+from inat.rundir import MANIFEST, UNCOMPARED_KEYS, RunDir, flatten, sweep_points, under
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
@@ -148,23 +144,16 @@ def _point(
 
 def _sweep(storage: Storage) -> Results:
     manifest = storage.read_json(MANIFEST)
-<<<<<<< HEAD
     entries = sweep_points(storage)
-    keys = list(parse_swept(entries[0]["swept"])) if entries else []
-    results = Results(manifest["name"], storage, SWEEP, keys)
-    results.points = [_point(storage.child(e["name"]), e, parse_swept(e["swept"])) for e in entries]
-=======
-    entries = manifest["points"]
     keys = list(_swept(entries[0])) if entries else []
     results = Results(manifest["name"], storage, SWEEP, keys)
     results.points = [_point(storage.child(e["name"]), e, _swept(e)) for e in entries]
->>>>>>> export
     return results
 
 
 def _swept(entry: dict[str, Any]) -> dict[str, Any]:
     """A manifest entry's swept values, without bookkeeping keys."""
-    params = _parse_swept(entry["swept"])
+    params = parse_swept(entry["swept"])
     return {k: v for k, v in params.items() if not under(k, BOOKKEEPING_KEYS)}
 
 

@@ -134,6 +134,11 @@ def report(results: dict[int, dict[str, list]], info: dict[str, str], run_cap: i
     return "\n".join(lines) + "\n"
 
 
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def main() -> None:
     """Command line: run every method for every seed, print the report, write it to --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,15 +150,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine()
+    # A fresh folder each time: sweeps of the same name in an old one would resume, not run.
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=_made(args.workdir)))
     start = time.perf_counter()
     results: dict[int, dict[str, list]] = {}
     for seed in range(args.seeds):
         results[seed] = {}
         for method in METHODS:
             print(f"seed {seed}: {method} ...", flush=True)
-            results[seed][method] = run_sweep(args.workdir, method, seed, args.run_cap)
+            results[seed][method] = run_sweep(workdir, method, seed, args.run_cap)
     text = report(results, info, args.run_cap)
     text += f"\nThe whole benchmark took {(time.perf_counter() - start) / 60:.1f} min.\n"
     print(text)

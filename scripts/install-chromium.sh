@@ -5,26 +5,7 @@
 # Needs root and apt-get. In CI (CI=true) it fails without them; elsewhere it says why it
 # skipped, and the dashboard's browser test skips too.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=apt-packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-packages.sh"
 
-PACKAGES=(chromium)
-
-installed=$(dpkg-query --show --showformat='${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null \
-    | grep -cx installed || true)
-if ((installed == ${#PACKAGES[@]})); then
-    exit 0
-fi
-
-if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    reason="installing ${PACKAGES[*]} needs root and apt-get"
-    if [[ ${CI:-} == true ]]; then
-        echo "install-chromium.sh: $reason" >&2
-        exit 1
-    fi
-    echo "install-chromium.sh: skipped: $reason; the dashboard's browser test will skip" >&2
-    exit 0
-fi
-echo "install-chromium.sh: installing ${PACKAGES[*]}"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" \
-    >/dev/null
-chromium --version
+apt_packages install-chromium.sh "the dashboard's browser test" chromium

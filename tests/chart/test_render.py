@@ -366,6 +366,18 @@ def test_notes_say_how_to_watch_and_where_the_results_are():
     assert f"aws --endpoint-url http://minio:9000 s3 ls {OUTPUT}/demo-sweep/" in notes
 
 
+def test_notes_of_an_adaptive_sweep_give_its_budget_and_pods():
+    bayes = next(p for p in JOB_FILES if p.name == "scratch_bayes.yaml")
+    done = helm(
+        "install", "b", str(CHART), "-f", str(bayes), "--set", f"output={OUTPUT}",
+        "--namespace", "ml", "--dry-run=client",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("NOTES:", 1)[1]
+    assert 'Adaptive sweep "scratch-bayes" (bayes): 30 points taken by workers in 4 pods' in notes
+    assert f"inat results {OUTPUT}/scratch-bayes --dashboard" in notes
+
+
 @pytest.mark.parametrize(
     ("repository", "image"),
     [

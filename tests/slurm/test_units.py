@@ -111,7 +111,9 @@ def test_the_scripts_pass_shellcheck(script):
         if os.environ.get("CI") == "true":
             pytest.fail(f"this test must run in CI: {reason}")
         pytest.skip(reason)
-    done = subprocess.run(["shellcheck", "--external-sources", str(script)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["shellcheck", "--external-sources", str(script)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout
 
 

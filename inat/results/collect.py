@@ -113,7 +113,10 @@ class Results:
 
 
 def value_text(value: Any) -> str:
-    """A swept value as the sweep wrote it (Hydra override syntax for non-strings)."""
+    """A swept value as the sweep wrote it (Hydra override syntax for non-strings), a float
+    drawn from a range to 4 significant digits (0.0123, not 0.012318867413449957)."""
+    if isinstance(value, float) and len(repr(value)) > 8:
+        return f"{value:.4g}"
     return value if isinstance(value, str) else override_value(value)
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from inat.cli import main
 from inat.errors import ExitCode
 from inat.results import search
-from inat.results.collect import collect
+from inat.results.collect import collect, value_text
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +157,10 @@ def test_a_random_sweep_gets_its_search_progress_too(random_sweep, capsys):
 def test_several_paths_take_no_single_sweep_option(bayes_sweep, random_sweep):
     for option in ("--best", "--dashboard", "--csv"):
         assert main(["results", str(bayes_sweep), str(random_sweep), option]) == ExitCode.BAD_INPUT
+
+
+def test_values_drawn_from_a_range_are_shown_to_four_digits() -> None:
+    assert value_text(0.012318867413449957) == "0.01232"
+    assert value_text(0.0003) == "0.0003"  # a value as written stays as written
+    assert value_text(1e-4) == "0.0001"
+    assert value_text("relu") == "relu" and value_text(3) == "3"

@@ -35,7 +35,7 @@ REFUSED = {
         "at '/job/sweep': additional properties 'num_point' not allowed",
     ),
     "an unknown strategy": (
-        {"job": {"name": "x", "sweep": {"strategy": "bayes", "params": {"a": [1]}}}},
+        {"job": {"name": "x", "sweep": {"strategy": "hyperopt", "params": {"a": [1]}}}},
         "at '/job/sweep/strategy'",
     ),
     "random without num_points": (

@@ -33,12 +33,13 @@ RUN python3 -m venv /opt/inat \
     && pip install --no-cache-dir --disable-pip-version-check \
         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 
-COPY pyproject.toml /opt/inat-src/
+# inat's dependencies at the versions of requirements.lock (those the tests passed with).
+COPY pyproject.toml requirements.lock /opt/inat-src/
 RUN python3 -c "import tomllib; \
 deps = tomllib.load(open('/opt/inat-src/pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/opt/inat-src/requirements.txt', 'w').write('\n'.join(deps))" \
     && pip install --no-cache-dir --disable-pip-version-check \
-        -r /opt/inat-src/requirements.txt
+        -c /opt/inat-src/requirements.lock -r /opt/inat-src/requirements.txt
 
 COPY README.md /opt/inat-src/
 COPY hydra_plugins /opt/inat-src/hydra_plugins

@@ -55,8 +55,8 @@ if [[ -n $WHEELHOUSE ]]; then
         echo "build-image.sh: --wheelhouse needs --engine podman (docker build mounts no volumes)" >&2
         exit 64
     fi
-    # What the Dockerfile installs: PyTorch at its pinned versions, inat's dependencies and
-    # what building inat needs.
+    # What the Dockerfile installs: PyTorch at its pinned versions, inat's dependencies (at
+    # the versions of requirements.lock) and what building inat needs.
     requirements=$(mktemp)
     trap 'rm -f "$requirements"' EXIT
     {
@@ -69,7 +69,7 @@ print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))'
     WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
     echo "build-image.sh: gathering wheels into $WHEELHOUSE"
     "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELHOUSE" \
-        --requirement "$requirements"
+        --constraint requirements.lock --requirement "$requirements"
     printf '[global]\nno-index = true\nfind-links = /run/wheelhouse\n' >"$WHEELHOUSE/pip.conf"
     args+=(
         --volume "$WHEELHOUSE:/run/wheelhouse:ro"

@@ -41,10 +41,9 @@ from inat import __version__
 from inat.compose import config_error, hydra_overrides
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
-from inat.results.configs import LOCATION_KEYS
 from inat.rundir import CONFIG, MANIFEST, RESULT, Status
+from inat.stop_signals import stopped_at_once
 from inat.storage import open_storage, storage_settings
-from inat.sweeps.jobs import point_name
 
 if TYPE_CHECKING:
     from inat.sweeps.search import Search
@@ -96,6 +95,7 @@ def _check_folder(cfg: DictConfig, multirun: bool) -> None:
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def _hydra_train(cfg: DictConfig) -> float | None:
     from inat.compose import validate
+    from inat.sweeps.jobs import point_name
     from inat.train import train
 
     _TrainState.started = True
@@ -131,6 +131,8 @@ def _fixed_keys(args: Sequence[str]) -> list[str]:
 
     A multirun point is named by the other overrides: the swept ones.
     """
+    from inat.results.configs import LOCATION_KEYS
+
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a])
     except OverrideParseException:
@@ -586,8 +588,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `inat` command line; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the `inat` command line; returns the process exit code.
+
+    A stop signal ends any command with exit code 75 (retry), from this moment on: before
+    a command installs handlers of its own, it raises Interrupted where it arrives.
+    """
+    with stopped_at_once():
+        try:
+            return _command(list(sys.argv[1:] if argv is None else argv))
+        except InatError as e:
+            log.error("%s", e)
+            return e.exit_code
+
+
+def _command(argv: list[str]) -> int:
+    """Run the command that `argv` names; InatError for what ends it early."""
     if argv[:1] == ["train"]:
         return _train_command(argv[1:])
     if argv[:1] == ["launch"]:
@@ -607,8 +622,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        return args.run(args)
-    except InatError as e:
-        log.error("%s", e)
-        return e.exit_code
+    return args.run(args)

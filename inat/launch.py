@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Sequence
 
 from inat.errors import ExitCode
+from inat.stop_signals import passed_to_children
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,10 @@ def launch(argv: Sequence[str]) -> int:
     args.training_script_args = [args.training_script, *args.training_script_args]
     args.training_script = "inat"
     try:
-        launch_command(args)
+        # Accelerate's elastic agent (several processes) installs handlers of its own that
+        # stop its processes; its single process gets the signal from these.
+        with passed_to_children():
+            launch_command(args)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         code = _exit_code(failure.exitcode)

@@ -10,10 +10,9 @@ import signal
 from types import FrameType
 
 from inat.errors import Interrupted
+from inat.stop_signals import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP)
 
 
 class StopRequest:

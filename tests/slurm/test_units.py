@@ -141,9 +141,13 @@ def test_slurm_exit_codes_are_put_in_words_with_the_signal_a_shell_would_report(
 
 
 def test_a_slurm_command_that_fails_warns_once_and_a_task_without_a_record_says_so(
-    caplog, monkeypatch
+    caplog, monkeypatch, tmp_path
 ):
-    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")  # no cluster: both fail
+    # No cluster: both commands fail at once on a config naming none. (A missing file
+    # would make them look for a configless controller in DNS first, a minute each.)
+    empty = tmp_path / "slurm.conf"
+    empty.touch()
+    monkeypatch.setenv("SLURM_CONF", str(empty))
     queue._warn_once.cache_clear()
     ends = {queue.how_it_ended("999_0") for _ in range(3)}
     assert ends == {"Slurm keeps no record of it (no accounting on this cluster)"}

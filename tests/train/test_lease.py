@@ -5,6 +5,7 @@ once the first has ended, the run is done and a rerun says so."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,13 @@ def test_a_run_being_trained_is_refused_to_a_second_process(tmp_path: Path) -> N
     for line in first.stdout:  # wait until it trains (it holds the lease by then)
         if "epoch 1/4 train_loss" in line:
             break
-    second = run_inat(tmp_path, *args)
+    # Paused while the second one tries: it cannot finish meanwhile, however slow the
+    # second one's start. A stopped process is alive: its lease holds.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_inat(tmp_path, *args)
+    finally:
+        first.send_signal(signal.SIGCONT)
     first.stdout.read()
     assert first.wait(timeout=300) == 0
     output = second.stdout + second.stderr

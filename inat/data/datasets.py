@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from inat.data.layout import Sample
 from inat.errors import DataError
@@ -69,11 +68,15 @@ def find_unreadable(paths: Sequence[Path]) -> list[Path]:
     return sorted(path for share in bad for path in share)
 
 
-def build_transform(image_size: int, augment: bool) -> v2.Compose:
+def build_transform(image_size: int, augment: bool) -> Callable[[Image.Image], torch.Tensor]:
     """PIL RGB image -> normalized float tensor of shape (3, image_size, image_size).
 
     With `augment`: random resized crop, horizontal flip and colour jitter (for training).
     """
+    # Imported here: torchvision's import takes seconds (it loads torch._dynamo), and a
+    # run on prepared images never builds a transform.
+    from torchvision.transforms import v2
+
     if augment:
         geometry = [
             v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), antialias=True),

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
-from torchvision.models import get_model
-from torchvision.models.vision_transformer import interpolate_embeddings
 
 from inat import schema
 from inat.models.weights import StateDict
@@ -32,12 +30,16 @@ class Backbone:
         """The ImageNet architecture, randomly initialised, for images of this side."""
         # A ViT is built for the image size; pretrained position embeddings are
         # resized to it by `adapt_state_dict`. CNNs take any size.
+        from torchvision.models import get_model  # seconds to import: only when fine-tuning
+
         kwargs = {"image_size": image_size} if self.patch_size else {}
         return get_model(self.name, weights=None, **kwargs)
 
     def adapt_state_dict(self, state: StateDict, image_size: int) -> StateDict:
         """`state` made loadable into `build(image_size)`: ViT position embeddings resized."""
         if self.patch_size and "encoder.pos_embedding" in state:
+            from torchvision.models.vision_transformer import interpolate_embeddings
+
             return interpolate_embeddings(image_size, self.patch_size, state)
         return state
 

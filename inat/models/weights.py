@@ -5,13 +5,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision.models import WeightsEnum, get_model_weights
 
 from inat.errors import ConfigError, TransientError
 from inat.storage import S3Settings, is_s3, open_storage
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 StateDict = dict[str, torch.Tensor]
 _SHOWN = 5  # keys listed per kind of mismatch
@@ -27,6 +30,8 @@ def read_weights(backbone: str, weights: str, settings: S3Settings | None = None
     """
     if is_s3(weights):
         return _read_s3(weights, settings)
+    from torchvision.models import get_model_weights  # seconds to import: only when needed
+
     names = get_model_weights(backbone).__members__
     if weights in names:
         return _download(backbone, names[weights])

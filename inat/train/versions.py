@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 import accelerate
 import torch
-import torchvision
 
 import inat
 
@@ -38,7 +38,7 @@ def versions() -> dict[str, str | None]:
         "inat": inat.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),  # not imported: it takes seconds
         "accelerate": accelerate.__version__,
         "git_commit": git_commit(),
         "image": os.environ.get("INAT_IMAGE"),

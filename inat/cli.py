@@ -202,7 +202,7 @@ def _sweep(args: argparse.Namespace) -> int:
         search = _adaptive_search(job, "--task")
         return run_workers(args.job, job, args.overrides, task_workers(search, args.task))
     if args.launcher == "slurm":
-        from inat.sweeps.slurm import run_sweep
+        from inat.sweeps.slurm.controller import run_sweep
 
         return run_sweep(args.job, args.overrides)
     summary = run_all(args.job, job, args.overrides)

@@ -13,8 +13,7 @@ sweep's summary.
     queue.py        what squeue, scontrol and sacct say of the tasks; waiting until they end
     task.py         one array task: the point's process, its exit status, the requeue
     submit.py       the point's command line: host or container, one or more processes
+
+Nothing is imported here: Hydra imports the launcher, and with it queue.py, in every
+process that composes a config, which must not pay for the training stack.
 """
-
-from inat.sweeps.slurm.controller import run_sweep
-
-__all__ = ["run_sweep"]

@@ -21,13 +21,15 @@ Exit codes are documented in inat/errors.py.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -96,7 +98,6 @@ def _check_folder(cfg: DictConfig, multirun: bool) -> None:
 def _hydra_train(cfg: DictConfig) -> float | None:
     from inat.compose import validate
     from inat.sweeps.jobs import point_name
-    from inat.train import train
 
     _TrainState.started = True
     hydra_cfg = HydraConfig.get()
@@ -109,6 +110,8 @@ def _hydra_train(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         _check_folder(cfg, multirun)
+        from inat.train import train  # seconds to import: only once the config is good
+
         return train(cfg)["best_val_accuracy"]
     except InatError as e:
         code = e.exit_code
@@ -599,6 +602,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InatError as e:
             log.error("%s", e)
             return e.exit_code
+
+
+def run() -> NoReturn:
+    """The `inat` program: `main()`, then the process ends without Python's teardown.
+
+    Tearing torch down (with torch._dynamo, which the first optimizer imports) takes over
+    a second at every exit; once the threads are joined, the atexit handlers have run and
+    the output is flushed, nothing is left that the teardown would do for inat.
+    """
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # what Python runs at exit: logging's flush, loader workers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _command(argv: list[str]) -> int:

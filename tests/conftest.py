@@ -64,3 +64,10 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     with mlflow_server(folder) as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         yield uri
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A soak test is slow too, so that `pytest -m "not slow"` leaves it out."""
+    for item in items:
+        if item.get_closest_marker("soak"):
+            item.add_marker(pytest.mark.slow)

@@ -1,5 +1,6 @@
 """Faults injected into real runs: kill -9 again and again, a diverging run, a full disk,
-the umask, and eight jobs sharing one data cache. Nothing may be lost."""
+the umask, and jobs sharing one data cache. Nothing may be lost. (The soak tier kills ten
+times at random moments and runs eight jobs at once.)"""
 
 from __future__ import annotations
 
@@ -34,14 +35,15 @@ EPOCHS = 4
 ARGS = ["train", *TINY, f"trainer.epochs={EPOCHS}", "model.dropout=0.2", "data.augment=true"]
 
 
-def _kill_at_a_random_moment(tmp_path: Path, rng: random.Random) -> int:
-    """Start (or resume) the run and kill -9 it at a log line chosen at random.
+MOMENTS = ["batch", "checkpoint", "result"]
 
-    The moments: during a batch, right after a checkpoint write began, or after the last
-    epoch while the test phase and result.json are written. Returns the exit code.
+
+def _kill_at(tmp_path: Path, moment: str, batch: int) -> int:
+    """Start (or resume) the run and kill -9 it at the log line of `moment`.
+
+    The moments: during batch `batch`, right after a checkpoint write began, or after the
+    last epoch while the test phase and result.json are written. Returns the exit code.
     """
-    moments = ["batch", "checkpoint", "result"]
-    moment = rng.choice(moments)
     proc = subprocess.Popen(
         inat_command(*ARGS, *location(tmp_path)),
         cwd=tmp_path,
@@ -50,7 +52,6 @@ def _kill_at_a_random_moment(tmp_path: Path, rng: random.Random) -> int:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    batch = rng.randint(1, 20)
     for line in proc.stdout:
         hit = (
             (moment == "batch" and f" {batch}/20 loss=" in line)
@@ -64,23 +65,39 @@ def _kill_at_a_random_moment(tmp_path: Path, rng: random.Random) -> int:
     return proc.wait(timeout=120)
 
 
-def test_ten_kills_at_random_moments_end_as_an_uninterrupted_run(tmp_path):
+def _three_moments() -> list[tuple[str, int]]:
+    """One kill at each moment, in the run's order."""
+    return [(moment, 7) for moment in MOMENTS]
+
+
+def _ten_random_moments() -> list[tuple[str, int]]:
+    rng = random.Random(7)
+    return [(rng.choice(MOMENTS), rng.randint(1, 20)) for _ in range(10)]
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [
+        pytest.param(_three_moments(), id="one-at-each-moment"),
+        pytest.param(_ten_random_moments(), id="ten-at-random", marks=pytest.mark.soak),
+    ],
+)
+def test_kills_at_any_moment_end_as_an_uninterrupted_run(tmp_path, kills):
     reference = tmp_path / "reference"
     reference.mkdir()
     done = run_inat(reference, *ARGS, *location(reference))
     assert done.returncode == 0, done.stderr
 
-    rng = random.Random(7)
-    kills = 0
+    todo = list(kills)
     run = tmp_path / "killed"
     run.mkdir()
-    while kills < 10:
-        code = _kill_at_a_random_moment(run, rng)
+    while todo:
+        code = _kill_at(run, *todo[0])
         if code == 0:  # it finished before the chosen moment came: start a fresh run dir
             shutil.rmtree(run / "out")
             continue
         assert code == -signal.SIGKILL
-        kills += 1
+        todo.pop(0)
     final = run_inat(run, *ARGS, *location(run))
     assert final.returncode == 0, final.stderr
     ours, theirs = run / "out" / "default", reference / "out" / "default"
@@ -182,7 +199,8 @@ def test_files_follow_the_umask_and_are_never_world_writable(tmp_path, umask):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
-def test_eight_jobs_share_one_data_cache_and_all_train(tmp_path):
+@pytest.mark.parametrize("count", [4, pytest.param(8, marks=pytest.mark.soak)])
+def test_jobs_share_one_data_cache_and_all_train(tmp_path, count):
     source = resolve_source("synthetic", tmp_path / "gen", {"train_per_class": 8})
     archive = shutil.make_archive(str(tmp_path / "data"), "zip", source.parent, source.name)
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
@@ -202,12 +220,12 @@ def test_eight_jobs_share_one_data_cache_and_all_train(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(8)
+        for i in range(count)
     ]
     errors = [job.communicate(timeout=600)[1] for job in jobs]
-    assert [job.returncode for job in jobs] == [0] * 8, errors
+    assert [job.returncode for job in jobs] == [0] * count, errors
     results = [
-        json.loads((tmp_path / "out" / f"job{i}" / "result.json").read_text()) for i in range(8)
+        json.loads((tmp_path / "out" / f"job{i}" / "result.json").read_text()) for i in range(count)
     ]
     assert {r["status"] for r in results} == {"done"}
     extracted = [

@@ -1,6 +1,7 @@
 """Adaptive sweeps for real: workers in their own processes take tiny points of a bayes
 sweep, on the local file system and on the S3 server, two of them killed with -9 mid-point
-and started again; one worker replays its suggestions; weak points stop early."""
+and started again (three workers; eight in the soak tier); one worker replays its
+suggestions; weak points stop early."""
 
 from __future__ import annotations
 
@@ -102,11 +103,11 @@ def _mid_point(sweep: Storage, workers: dict[str, subprocess.Popen]) -> dict[str
 
 
 def _kill_two_and_restart(
-    tmp_path: Path, job_file: Path, sweep: Storage, out: list[str], env: dict
+    tmp_path: Path, job_file: Path, sweep: Storage, out: list[str], env: dict, count: int
 ) -> dict[str, str]:
-    """Run 8 workers; kill -9 two of them mid-point, start them again; wait for all.
+    """Run `count` workers; kill -9 two of them mid-point, start them again; wait for all.
     Returns the points that were killed mid-point (worker -> point)."""
-    workers = {str(w): _start(tmp_path, job_file, str(w), out, env) for w in range(8)}
+    workers = {str(w): _start(tmp_path, job_file, str(w), out, env) for w in range(count)}
     held: dict[str, str] = {}
 
     def two_mid_point() -> bool:
@@ -128,14 +129,14 @@ def _kill_two_and_restart(
     return killed
 
 
-def _check_sweep(sweep: Storage, killed: dict[str, str]) -> None:
+def _check_sweep(sweep: Storage, killed: dict[str, str], run_cap: int) -> None:
     claims = read_claims(sweep)
-    assert [c.point.index for c in claims] == list(range(24))  # no index claimed twice
-    assert len({tuple(sorted(c.params.items())) for c in claims}) == 24  # no duplicate values
+    assert [c.point.index for c in claims] == list(range(run_cap))  # no index claimed twice
+    assert len({tuple(sorted(c.params.items())) for c in claims}) == run_cap  # no duplicates
     summary = sweep.read_json("summary.json")
-    assert summary["method"] == "bayes" and summary["run_cap"] == 24
+    assert summary["method"] == "bayes" and summary["run_cap"] == run_cap
     statuses = {row["name"]: row for row in summary["points"]}
-    assert len(statuses) == 24
+    assert len(statuses) == run_cap
     assert {row["status"] for row in statuses.values()} <= {"done", "pruned"}
     for name in killed.values():
         row = statuses[name]
@@ -151,15 +152,26 @@ def _check_sweep(sweep: Storage, killed: dict[str, str]) -> None:
         assert len(sweep.child(f"{name}/leases").list()) >= 2
 
 
-def test_eight_workers_on_the_local_file_system(tmp_path: Path) -> None:
-    job_file, _ = _job(tmp_path, "workers", run_cap=24, parallelism=8)
+# Three workers race for the points as eight do; eight, on 2 CPUs, take minutes (soak).
+SIZES = [
+    pytest.param(3, 9, id="3-workers"),
+    pytest.param(8, 24, id="8-workers", marks=pytest.mark.soak),
+]
+
+
+@pytest.mark.parametrize(("count", "run_cap"), SIZES)
+def test_workers_on_the_local_file_system(tmp_path: Path, count: int, run_cap: int) -> None:
+    job_file, _ = _job(tmp_path, "workers", run_cap=run_cap, parallelism=count)
     out = location(tmp_path)
     sweep = open_storage(f"{tmp_path}/out/workers")
-    killed = _kill_two_and_restart(tmp_path, job_file, sweep, out, {})
-    _check_sweep(sweep, killed)
+    killed = _kill_two_and_restart(tmp_path, job_file, sweep, out, {}, count)
+    _check_sweep(sweep, killed, run_cap)
 
 
-def test_eight_workers_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("count", "run_cap"), SIZES)
+def test_workers_on_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, run_cap: int
+) -> None:
     # The server serves one request at a time, so that its conditional write (the claim's
     # If-None-Match: *) is atomic as on a real S3 store (see tests/s3server.py).
     with S3Server(serial=True) as server:
@@ -167,11 +179,11 @@ def test_eight_workers_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         boto3.session.Session().client("s3").create_bucket(Bucket="sweeps")
-        job_file, _ = _job(tmp_path, "workers", run_cap=24, parallelism=8)
+        job_file, _ = _job(tmp_path, "workers", run_cap=run_cap, parallelism=count)
         out = ["output=s3://sweeps/out", f"data.cache_dir={tmp_path}/cache"]
         sweep = open_storage("s3://sweeps/out/workers")
-        killed = _kill_two_and_restart(tmp_path, job_file, sweep, out, env)
-        _check_sweep(sweep, killed)
+        killed = _kill_two_and_restart(tmp_path, job_file, sweep, out, env, count)
+        _check_sweep(sweep, killed, run_cap)
 
 
 def _one_worker_sweep(tmp_path: Path, folder: str) -> Storage:

@@ -3,8 +3,6 @@ prepared pipeline, cached features for head-only fine-tuning, channels_last and 
 
 from __future__ import annotations
 
-import statistics
-
 import helpers.runs
 import pytest
 import torch
@@ -28,20 +26,18 @@ LEARNS = [
 
 
 def test_the_prepared_pipeline_trains_to_the_accuracy_of_the_per_image_one(tmp_path):
-    accuracy: dict[str, list[float]] = {}
+    accuracy: dict[str, float] = {}
     for pipeline in ("prepared", "images"):
-        for seed in (0, 1, 2):
-            overrides = [f"data.pipeline={pipeline}", f"seed={seed}", f"name={pipeline}{seed}"]
-            cfg = compose_cfg(tmp_path, *LEARNS, *overrides)
-            result = train(cfg)
-            accuracy.setdefault(pipeline, []).append(result["best_val_accuracy"])
-            # The same split: the same test images per class.
-            assert [sum(row) for row in result["test"]["confusion_matrix"]] == [15] * 10
-    # Seeds spread one run's accuracy by about 0.04 (measured over 14 seeds each: means of
-    # 0.974 prepared and 0.982 per image); a mean of 3 runs differs by less than 0.08.
-    prepared, images = (statistics.mean(accuracy[p]) for p in ("prepared", "images"))
-    assert min(prepared, images) >= 0.9, accuracy
-    assert abs(prepared - images) < 0.08, accuracy
+        overrides = [f"data.pipeline={pipeline}", "seed=0", f"name={pipeline}"]
+        result = train(compose_cfg(tmp_path, *LEARNS, *overrides))
+        accuracy[pipeline] = result["best_val_accuracy"]
+        # The same split: the same test images per class.
+        assert [sum(row) for row in result["test"]["confusion_matrix"]] == [15] * 10
+    # One seed (fixed, so the figures are the same at every run): seeds spread a run's
+    # accuracy by about 0.04 (measured over 14 seeds each: means of 0.974 prepared and 0.982
+    # per image), so the two stay within 0.1 of each other.
+    assert min(accuracy.values()) >= 0.9, accuracy
+    assert abs(accuracy["prepared"] - accuracy["images"]) < 0.1, accuracy
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ scheduler retries) only when no checkpoint is intact."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,21 @@ pytestmark = pytest.mark.slow
 
 def _train(tmp_path: Path, epochs: int):
     return run_inat(tmp_path, "train", *TINY, f"trainer.epochs={epochs}", *location(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A folder holding a finished 3-epoch run (out/) and its cache, trained once."""
+    folder = tmp_path_factory.mktemp("trained")
+    assert _train(folder, 3).returncode == 0
+    return folder
+
+
+@pytest.fixture
+def run_folder(tmp_path: Path, trained: Path) -> Path:
+    """A copy of the trained run, for this test to damage."""
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    return tmp_path
 
 
 def _latest_state(ckpts: Path) -> Path:
@@ -37,9 +53,9 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(
-    tmp_path: Path, damage: str
+    run_folder: Path, damage: str
 ) -> None:
-    assert _train(tmp_path, 3).returncode == 0
+    tmp_path = run_folder
     run = tmp_path / "out" / "default"
     ckpts = run / "checkpoints"
     DAMAGES[damage](ckpts)
@@ -56,9 +72,9 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(
 
 
 def test_no_intact_checkpoint_is_refused_with_exit_65_saying_how_to_start_over(
-    tmp_path: Path,
+    run_folder: Path,
 ) -> None:
-    assert _train(tmp_path, 3).returncode == 0
+    tmp_path = run_folder
     ckpts = tmp_path / "out" / "default" / "checkpoints"
     for state in ckpts.glob("step-*/state.pt"):
         _truncate(state)

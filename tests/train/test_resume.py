@@ -25,15 +25,27 @@ WORKERS = [*RANDOM, "data.num_workers=2"]
 
 
 def _uninterrupted(tmp_path, args: list[str]) -> tuple[list[dict], dict]:
-    tmp_path.mkdir()
     done = run_inat(tmp_path, *args, *location(tmp_path))
     assert done.returncode == 0, done.stderr
     run_dir = tmp_path / "out" / "default"
     return read_metrics(run_dir), json.loads((run_dir / "result.json").read_text())
 
 
-def test_kill_9_after_an_epoch_then_restart_matches_an_uninterrupted_run(tmp_path):
-    metrics, result = _uninterrupted(tmp_path / "reference", RANDOM)
+# The uninterrupted runs, trained once for the module's tests.
+@pytest.fixture(scope="module")
+def random_reference(tmp_path_factory) -> tuple[list[dict], dict]:
+    return _uninterrupted(tmp_path_factory.mktemp("random-reference"), RANDOM)
+
+
+@pytest.fixture(scope="module")
+def workers_reference(tmp_path_factory) -> tuple[list[dict], dict]:
+    return _uninterrupted(tmp_path_factory.mktemp("workers-reference"), WORKERS)
+
+
+def test_kill_9_after_an_epoch_then_restart_matches_an_uninterrupted_run(
+    tmp_path, random_reference
+):
+    metrics, result = random_reference
     killed = run_until(tmp_path, RANDOM, f"epoch 2/{EPOCHS} train_loss", signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     run_dir = tmp_path / "out" / "default"
@@ -48,9 +60,12 @@ def test_kill_9_after_an_epoch_then_restart_matches_an_uninterrupted_run(tmp_pat
     assert [r["epoch"] for r in final["resumes"]] == [2]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2, signal.SIGINT])
-def test_a_stop_signal_mid_epoch_checkpoints_exits_75_and_resumes_exactly(tmp_path, sig):
-    metrics, result = _uninterrupted(tmp_path / "reference", WORKERS)
+# SIGINT and SIGHUP take the same path: tests/train/test_signals.py.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
+def test_a_stop_signal_mid_epoch_checkpoints_exits_75_and_resumes_exactly(
+    tmp_path, sig, workers_reference
+):
+    metrics, result = workers_reference
     stopped = run_until(tmp_path, WORKERS, f"epoch 2/{EPOCHS} 3/", sig)
     assert stopped.returncode == 75
     run_dir = tmp_path / "out" / "default"

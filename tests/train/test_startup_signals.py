@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.runs import TINY, inat_command, location
+from helpers.runs import inat_command
 
 from inat.errors import ExitCode
 

@@ -66,8 +66,19 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
         yield uri
 
 
+# Folders whose tests share one machine-wide thing (the Slurm cluster's CPUs, the image
+# build): under pytest-xdist (scripts/test.sh runs -n 2 --dist loadgroup), each folder's
+# tests run in one worker, one after another.
+SERIAL_FOLDERS = ("slurm", "container")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A soak test is slow too, so that `pytest -m "not slow"` leaves it out."""
+    """A soak test is slow too, so that `pytest -m "not slow"` leaves it out; the tests of
+    a SERIAL_FOLDERS folder form one xdist group."""
+    tests = Path(__file__).parent
     for item in items:
         if item.get_closest_marker("soak"):
             item.add_marker(pytest.mark.slow)
+        folder = item.path.relative_to(tests).parts[0]
+        if folder in SERIAL_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(folder))

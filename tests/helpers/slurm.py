@@ -106,11 +106,14 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def point_processes(index: int) -> list[int]:
-    """The pids of the training processes of sweep point `index` on this machine."""
+    """The pids of the training processes of sweep point `index` that Slurm started on
+    this machine (the tests beside these may run points of their own)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"SLURM_JOB_ID=" not in (proc / "environ").read_bytes():
+                continue
         except OSError:  # not a process, or it just ended
             continue
         flag = argv.index(b"--index") if b"--index" in argv and b"inat" in argv else -2

@@ -72,6 +72,7 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 SERIAL_FOLDERS = ("slurm", "container")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A soak test is slow too, so that `pytest -m "not slow"` leaves it out; the tests of
     a SERIAL_FOLDERS folder form one xdist group."""

@@ -9,6 +9,7 @@ points that ended since.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -90,7 +91,11 @@ def serve(uri: str, port: int) -> None:
         trials = len(study.trials)
         print(f"{study.study_name} ({trials} points) in optuna-dashboard: {url}", flush=True)
         print("Ctrl-C stops it", flush=True)
+        # Ctrl-C ends the serving, as asked (exit 0), not a batch job to retry.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             print("dashboard stopped")
+        finally:
+            signal.signal(signal.SIGINT, previous)

@@ -1,5 +1,6 @@
 """Benchmarks of inat, run from the repository root: python -m benchmarks.throughput,
-python -m benchmarks.sweeps. Each writes its own section of benchmarks/results.md."""
+python -m benchmarks.sweeps, python -m benchmarks.startup, python -m
+benchmarks.trainer_overhead. Each writes its own section of benchmarks/results.md."""
 
 from __future__ import annotations
 

@@ -7,6 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results.md")
+# The tiny scratch CNN on generated 32x32 images: seconds an epoch on 2 CPUs.
+TINY = [
+    "data.synthetic.train_per_class=40",
+    "data.synthetic.image_side=32",
+    "data.image_size=32",
+    "data.batch_size=16",
+    "model.filters=[8,16,16,32,32]",
+    "model.kernel_size=3",
+    "model.dense_neurons=32",
+]
 
 
 def write_section(path: Path, text: str) -> None:

@@ -27,20 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import RESULTS, write_section
+from benchmarks import RESULTS, TINY, write_section
 from benchmarks.throughput import machine
 
-TINY = [
-    "data.synthetic.train_per_class=40",
-    "data.synthetic.image_side=32",
-    "data.image_size=32",
-    "data.batch_size=16",
-    "model.filters=[8,16,16,32,32]",
-    "model.kernel_size=3",
-    "model.dense_neurons=32",
-    "trainer.epochs=1",
-    "trainer.log_every_n_steps=1",
-]
+ONE_EPOCH = [*TINY, "trainer.epochs=1", "trainer.log_every_n_steps=1"]
 FIRST_STEP = re.compile(r"epoch 1/\d+ 1/\d+ ")
 DONE = re.compile(r"done: best val_acc=")
 
@@ -95,13 +85,13 @@ def measure(workdir: Path, repeats: int) -> dict[str, list[float]]:
     cache = f"data.cache_dir={workdir}/cache"
     job = {
         "name": "startup",
-        "overrides": [*TINY, "optimizer.lr=0.05"],
+        "overrides": [*ONE_EPOCH, "optimizer.lr=0.05"],
         "sweep": {"method": "grid", "parameters": {"model.dropout": {"values": [0.0, 0.1]}}},
     }
     job_file = workdir / "startup.yaml"
     job_file.write_text(yaml.safe_dump({"job": job}))
     # Prepare the data once, so that every start below finds it in the cache.
-    seconds_until(_inat("train", *TINY, cache, f"output={workdir}/prepare"), workdir, None)
+    seconds_until(_inat("train", *ONE_EPOCH, cache, f"output={workdir}/prepare"), workdir, None)
     times: dict[str, list[float]] = {
         "help": [],
         "bad config": [],
@@ -114,11 +104,11 @@ def measure(workdir: Path, repeats: int) -> dict[str, list[float]]:
         times["help"].append(seconds_until(_inat("--help"), workdir, None))
         bad = _inat("train", "model.activation=swish", output)
         times["bad config"].append(seconds_until(bad, workdir, None, code=65))
-        train = _inat("train", *TINY, cache, output)
+        train = _inat("train", *ONE_EPOCH, cache, output)
         times["train"].append(seconds_until(train, workdir, FIRST_STEP))
         point = _inat("sweep", str(job_file), "--index", "0", cache, output)
         times["sweep point"].append(seconds_until(point, workdir, FIRST_STEP))
-        run = _inat("train", *TINY, cache, f"output={workdir}/whole-{i}")
+        run = _inat("train", *ONE_EPOCH, cache, f"output={workdir}/whole-{i}")
         times["exit"].append(seconds_until(run, workdir, DONE, after=True))
     return times
 

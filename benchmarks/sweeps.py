@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import RESULTS, write_section
+from benchmarks import RESULTS, TINY, write_section
 from benchmarks.throughput import machine
 from inat.rundir import sweep_points
 from inat.storage import open_storage
@@ -32,13 +32,7 @@ from inat.sweeps.run import run_all
 
 EPOCHS = 9
 POINT = [
-    "data.synthetic.train_per_class=40",
-    "data.synthetic.image_side=32",
-    "data.image_size=32",
-    "data.batch_size=16",
-    "model.filters=[8,16,16,32,32]",
-    "model.kernel_size=3",
-    "model.dense_neurons=32",
+    *TINY,
     "model.batch_norm=true",
     "optimizer=adam",
     "scheduler=constant",

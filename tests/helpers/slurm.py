@@ -112,13 +112,13 @@ def point_processes(index: int) -> list[int]:
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"SLURM_JOB_ID=" not in (proc / "environ").read_bytes():
+            flag = argv.index(b"--index") if b"--index" in argv and b"inat" in argv else -2
+            if argv[flag + 1 : flag + 2] != [str(index).encode()]:
                 continue
+            if b"SLURM_JOB_ID=" in (proc / "environ").read_bytes():
+                pids.append(int(proc.name))
         except OSError:  # not a process, or it just ended
             continue
-        flag = argv.index(b"--index") if b"--index" in argv and b"inat" in argv else -2
-        if argv[flag + 1 : flag + 2] == [str(index).encode()]:
-            pids.append(int(proc.name))
     return pids
 
 

@@ -223,9 +223,11 @@ def _runs(storage: Storage, folders: list[str]) -> Results:
     return results
 
 
-def collect(uri: str) -> Results:
-    """Read the sweep or run at `uri` (local or s3://); see the module docstring."""
-    storage = open_storage(uri.rstrip("/"))
+def collect(location: str | Storage) -> Results:
+    """Read the sweep or run at `location`: a local path or s3:// URI (opened with the
+    default storage settings), or a storage already opened with a run's settings; see the
+    module docstring."""
+    storage = location if isinstance(location, Storage) else open_storage(location.rstrip("/"))
     if storage.exists(MANIFEST):
         return _sweep(storage)
     if storage.exists(rundir.RESULT) or storage.exists(rundir.CONFIG):
@@ -239,14 +241,14 @@ def collect(uri: str) -> Results:
         {p[0] for p in paths if p[1:] == [MANIFEST] or (len(p) == 3 and p[2] == rundir.RESULT)}
     )
     if len(sweeps) == 1:
-        return collect(f"{storage.uri}/{sweeps[0]}")
+        return collect(storage.child(sweeps[0]))
     if sweeps:
         raise ConfigError(
             f"{storage.uri} holds several sweeps ({', '.join(sweeps)}): name one, e.g. "
             f"inat results {storage.uri}/{sweeps[0]}"
         )
     raise ConfigError(
-        f"found no sweep or run at {uri}: give a sweep folder (holding {MANIFEST}), a run "
+        f"found no sweep or run at {storage.uri}: give a sweep folder (holding {MANIFEST}), a run "
         f"directory (holding {rundir.RESULT}) or the output folder above them, e.g. "
         "inat results outputs/demo-sweep"
     )

@@ -278,7 +278,9 @@ def _plot_images(run: Storage) -> dict[str, Any]:
     from inat.results.plots import draw
 
     images = {}
-    for name, figure in draw(collect(run.uri)).items():
+    # The run's own storage: opened again from its URI, it would lose the run's settings
+    # (storage.endpoint_url) and reach for AWS's endpoint.
+    for name, figure in draw(collect(run)).items():
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", bbox_inches="tight")
         images[name] = wandb.Image(Image.open(io.BytesIO(buffer.getvalue())), caption=name)

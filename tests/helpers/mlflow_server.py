@@ -71,8 +71,9 @@ def _healthy(uri: str) -> bool:
         return False
 
 
-def mlflow_run(uri: str, experiment: str, run_dir: Path) -> tuple[Any, Any]:
-    """The one MLflow run of `run_dir` in `experiment`, and its MlflowClient."""
+def mlflow_run(uri: str, experiment: str, run_dir: Path | str) -> tuple[Any, Any]:
+    """The one MLflow run of `run_dir` (a path or an s3:// URI) in `experiment`, and its
+    MlflowClient."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)

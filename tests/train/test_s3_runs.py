@@ -11,8 +11,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from helpers.mlflow_server import mlflow_run
 from helpers.runs import TINY, inat_command, read_metrics, run_inat, without_timings
 from helpers.tcp_proxy import TcpProxy
+from helpers.wandb_records import history
 from s3server import S3Server
 
 from inat.data import resolve_source
@@ -249,3 +251,34 @@ def test_no_secret_reaches_any_file_the_run_writes(tmp_path, s3_client, s3_bucke
     assert len(written) > 10
     for secret in secrets:
         assert not any(secret.encode() in blob for blob in written), secret
+
+
+def test_every_tracker_uses_the_run_storage_settings_not_the_environment(
+    tmp_path, s3_client, s3_bucket, aws_env, s3_server, monkeypatch, mlflow_uri
+):
+    """The endpoint given as `storage.endpoint_url` only: every part of the run, the
+    trackers' plots (read back through the results reader) included, must reach it."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    data = resolve_source("synthetic", tmp_path / "gen", {"train_per_class": 20, "image_side": 32})
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wb")}
+    args = _args(
+        tmp_path,
+        s3_bucket,
+        str(data),
+        "logger=[wandb,tensorboard,mlflow,csv]",
+        f"storage.endpoint_url={s3_server.endpoint_url}",
+        "storage.retry_budget_s=5",
+    )
+    # Opened without the run's settings, storage would retry AWS's endpoint for 300 s.
+    done = run_inat(tmp_path, *args, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    objects = _objects(s3_client, s3_bucket, "runs/default/")
+    assert json.loads(objects["runs/default/result.json"])["status"] == "done"
+    assert "runs/default/metrics.csv" in objects
+    assert any(key.startswith("runs/default/tensorboard/") for key in objects)
+    (wandb_file,) = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    final = history(wandb_file)[-1]
+    assert final["plots/learning_curves/_type"] == "image-file"
+    _client, run = mlflow_run(mlflow_uri, "default", f"s3://{s3_bucket}/runs/default")
+    assert run.info.status == "FINISHED"

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from inat.errors import InatError, TransientError
+from inat.rundir import read_file
 from inat.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,15 @@ class Lease:
         return f"{generation:04d}.json"
 
     def newest(self) -> tuple[int, dict[str, Any]] | None:
-        """The newest generation and its record, or None when no lease was ever taken."""
+        """The newest generation and its record, or None when no lease was ever taken.
+        DamagedFile (exit 65) when its record is not a JSON object: who holds the run is
+        unknown, so it is neither trained nor taken over until a person sees to it."""
         names = [n for n in self.storage.list() if n.endswith(".json") and n[:4].isdigit()]
         if not names:
             return None
         newest = max(int(n[:4]) for n in names)
-        return newest, self.storage.read_json(self._name(newest))
+        advice = "delete it once no process trains the run (the next start takes the lease anew)"
+        return newest, read_file(self.storage, self._name(newest), advice, dict)
 
     def _record(self, released: bool = False) -> dict[str, Any]:
         return {

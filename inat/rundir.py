@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from inat.errors import ConfigError, InatError
+from inat.errors import ConfigError, ExitCode, InatError
 from inat.storage import Storage
 from inat.storage.local import LocalStorage
 
@@ -85,6 +85,64 @@ class Status(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class DamagedFile(InatError):
+    """A file of a run directory or sweep folder that does not hold what inat writes there
+    (a copy cut short, a foreign write, a disk error). `note` names the file (relative to
+    its folder), what is wrong with it and what to do; the message adds where it is."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(
+        self, storage: Storage, relpath: str, expected: str, why: str, advice: str
+    ) -> None:
+        self.note = f"{relpath} is not {expected} ({why}): {advice}"
+        super().__init__(f"{storage.uri}/{self.note}")
+
+
+_HOLDS = {dict: "a mapping", list: "a list", str: "a string"}
+
+
+def read_file(storage: Storage, relpath: str, advice: str, shape: type | None = None) -> Any:
+    """The file `relpath` of a run directory or sweep folder: its text, or with `shape`
+    (dict or list) its value as JSON (as YAML for a .yaml file), which must be a `shape`.
+
+    The readers of run directories and sweep folders read their files through this: a file
+    that is not UTF-8 text, not JSON or YAML, or not a `shape` raises DamagedFile naming it
+    and `advice` (what to do), never a decode error. FileNotFoundError when there is none.
+    """
+    try:
+        text = storage.read_bytes(relpath).decode("utf-8")
+    except UnicodeDecodeError as e:
+        expected = "text" if shape is None else _expected(relpath, shape)
+        raise DamagedFile(storage, relpath, expected, "binary bytes, not UTF-8", advice) from e
+    if shape is None:
+        return text
+    expected = _expected(relpath, shape)
+    if relpath.endswith(".yaml"):
+        import yaml
+
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise DamagedFile(storage, relpath, expected, "not valid YAML", advice) from e
+    else:
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise DamagedFile(storage, relpath, expected, "torn, or not JSON", advice) from e
+    if not isinstance(value, shape):
+        held = "it is empty" if value is None else f"it holds {_HOLDS.get(type(value), 'a value')}"
+        raise DamagedFile(storage, relpath, expected, held, advice)
+    return value
+
+
+def _expected(relpath: str, shape: type) -> str:
+    """What a file of `shape` must hold, in words: "a JSON object", "a YAML mapping"."""
+    if relpath.endswith(".yaml"):
+        return "a YAML mapping"
+    return "a JSON object" if shape is dict else "a JSON list"
 
 
 def now() -> str:
@@ -203,20 +261,23 @@ class RunDir:
 
     # -- result.json
     def result(self) -> dict[str, Any] | None:
-        """result.json, or None when there is none yet. Raises ValueError when it is not a
-        JSON object (a torn copy, a foreign write)."""
+        """result.json, or None when there is none yet. DamagedFile when it is not a JSON
+        object (a partial copy, a foreign write)."""
         if not self.storage.exists(RESULT):
             return None
-        result = self.storage.read_json(RESULT)
-        if not isinstance(result, dict):
-            raise ValueError(f"{self.uri}/{RESULT} is not a JSON object")
-        return result
+        return read_file(
+            self.storage,
+            RESULT,
+            "restore it from a copy, or delete it (training the run again resumes it from "
+            "its checkpoints)",
+            dict,
+        )
 
     def status(self) -> Status | None:
         """The recorded status, or None when the run has not started (or is unreadable)."""
         try:
             result = self.result()
-        except (ValueError, FileNotFoundError):
+        except (DamagedFile, FileNotFoundError):
             return None
         if result is None:
             return None
@@ -240,12 +301,16 @@ class RunDir:
 
     # -- config.yaml and metrics.jsonl
     def config(self) -> dict[str, Any] | None:
-        """The recorded config (redacted), or None when the run has not started."""
-        import yaml
-
+        """The recorded config (redacted), or None when the run has not started. DamagedFile
+        when it is not a YAML mapping."""
         if not self.storage.exists(CONFIG):
             return None
-        return yaml.safe_load(self.storage.read_text(CONFIG))
+        return read_file(
+            self.storage,
+            CONFIG,
+            "restore it from a copy, or delete it (training the run again writes it anew)",
+            dict,
+        )
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Record the run's resolved (and already redacted) config as config.yaml."""
@@ -278,14 +343,34 @@ class RunDir:
             handler.close()
 
     def decisions(self) -> list[dict[str, Any]]:
-        """The early-stop decisions recorded so far (see inat.sweeps.pruning); [] if none."""
+        """The early-stop decisions recorded so far (see inat.sweeps.pruning); [] if none.
+        DamagedFile when it is not a JSON list."""
         if not self.storage.exists(EARLY_STOP):
             return []
-        return self.storage.read_json(EARLY_STOP)
+        return read_file(
+            self.storage,
+            EARLY_STOP,
+            "restore it from a copy, or delete it (the point's earlier early-stop decisions "
+            "are then forgotten)",
+            list,
+        )
 
     def write_decisions(self, decisions: list[dict[str, Any]]) -> None:
         """Record every early-stop decision of the run (rewritten whole, as metrics are)."""
         self.storage.write_json(EARLY_STOP, decisions)
+
+    def metrics_text(self) -> str:
+        """metrics.jsonl, one JSON object a line ("" when there is none yet). DamagedFile
+        when it is not text; its lines are the reader's to judge."""
+        try:
+            return read_file(
+                self.storage,
+                METRICS,
+                "restore it from a copy, or delete it (training the run again writes it "
+                "anew from its checkpoints)",
+            )
+        except FileNotFoundError:
+            return ""
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl from the whole history (object stores cannot append)."""
@@ -295,11 +380,27 @@ class RunDir:
         return f"RunDir({self.uri!r})"
 
 
+def read_manifest(sweep: Storage) -> dict[str, Any]:
+    """sweep.json of the sweep folder `sweep`. DamagedFile when it is not a JSON object;
+    FileNotFoundError when there is none."""
+    return read_file(
+        sweep,
+        MANIFEST,
+        "restore it from a copy, or delete it (`inat sweep JOB` writes it again)",
+        dict,
+    )
+
+
 def sweep_points(sweep: Storage) -> list[dict[str, Any]]:
     """The points of the sweep in `sweep` so far, by index: the manifest's, or an adaptive
-    sweep's claims (each with index, name, swept and overrides, as in the manifest)."""
-    manifest = sweep.read_json(MANIFEST)
+    sweep's claims (each with index, name, swept and overrides, as in the manifest).
+    DamagedFile when the manifest or a claim is."""
+    manifest = read_manifest(sweep)
     if not manifest.get("adaptive"):
         return manifest["points"]
     names = sorted(n for n in sweep.list(f"{CLAIMS}/") if _CLAIM.fullmatch(n))
-    return [sweep.read_json(name) for name in names]
+    advice = (
+        "restore it from a copy (it records which point a worker took; the sweep's "
+        "workers need every claim to go on)"
+    )
+    return [read_file(sweep, name, advice, dict) for name in names]

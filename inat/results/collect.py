@@ -7,6 +7,9 @@
   values differ between the runs' configs; other runs side by side (`inat train name=a`,
   `inat train name=b`) are a table of runs, each named by its folder, nothing swept;
 - an output folder holding exactly one sweep.
+
+A sweep folder whose sweep.json or claim is damaged is read as a folder of run
+directories, with a note naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ import yaml
 from inat import rundir
 from inat.errors import ConfigError
 from inat.results.status import PointFiles, best_row, point_row, read_point
-from inat.rundir import MANIFEST, UNCOMPARED_KEYS, RunDir, flatten, sweep_points, under
+from inat.rundir import (
+    MANIFEST,
+    UNCOMPARED_KEYS,
+    DamagedFile,
+    RunDir,
+    flatten,
+    read_manifest,
+    sweep_points,
+    under,
+)
 from inat.storage import Storage, open_storage
 from inat.sweeps.jobs import override_value
 
@@ -72,6 +84,8 @@ class Results:
     kind: str  # SWEEP, RUN or RUNS (runs side by side, not a sweep)
     keys: list[str]  # the swept keys, in order
     points: list[PointResult] = field(default_factory=list)  # in index order
+    manifest: dict[str, Any] | None = None  # sweep.json of a sweep folder
+    problems: list[str] = field(default_factory=list)  # the folder's files that cannot be read
 
     @property
     def columns(self) -> list[str]:
@@ -137,19 +151,22 @@ def _point(
     entry: dict[str, Any],
     params: dict[str, Any],
     settings: dict[str, Any] | None = None,
+    problems: Sequence[str] = (),
 ) -> PointResult:
-    """A point read from `run`; its table values are its swept ones unless `settings`."""
+    """A point read from `run`, with `problems` of its files read already; its table values
+    are its swept ones unless `settings`."""
     files = read_point(run)
+    files.problems[:0] = problems
     return PointResult(
         point_row(entry, files), files, run, params, params if settings is None else settings
     )
 
 
 def _sweep(storage: Storage) -> Results:
-    manifest = storage.read_json(MANIFEST)
+    manifest = read_manifest(storage)
     entries = sweep_points(storage)
     keys = list(_swept(entries[0])) if entries else []
-    results = Results(manifest["name"], storage, SWEEP, keys)
+    results = Results(manifest["name"], storage, SWEEP, keys, manifest=manifest)
     results.points = [_point(storage.child(e["name"]), e, _swept(e)) for e in entries]
     return results
 
@@ -167,11 +184,15 @@ def _single_run(storage: Storage) -> Results:
     return results
 
 
-def _config(run: Storage) -> dict[str, Any]:
-    """The run's config.yaml, or {} when it has none (yet) or it cannot be read."""
+def _config(run: Storage, problems: list[str]) -> dict[str, Any]:
+    """The run's config.yaml, or {} when it has none (yet) or it cannot be read (noted in
+    `problems`)."""
     try:
         return RunDir(run).config() or {}
-    except (FileNotFoundError, yaml.YAMLError):
+    except FileNotFoundError:
+        return {}
+    except DamagedFile as e:
+        problems.append(e.note)
         return {}
 
 
@@ -195,7 +216,8 @@ def _settings(folder: str, config: dict[str, Any]) -> dict[str, Any]:
 def _runs(storage: Storage, folders: list[str]) -> Results:
     """Run directories side by side: a multirun when every readable config says it is one
     of its points, else a table of runs."""
-    configs = [_config(storage.child(folder)) for folder in folders]
+    problems: dict[str, list[str]] = {folder: [] for folder in folders}
+    configs = [_config(storage.child(folder), problems[folder]) for folder in folders]
     known = [(folder, config) for folder, config in zip(folders, configs, strict=True) if config]
     name = storage.uri.rstrip("/").rsplit("/", 1)[-1]
     if not known or not all(_is_point(folder, config) for folder, config in known):
@@ -203,7 +225,13 @@ def _runs(storage: Storage, folders: list[str]) -> Results:
         for index, (folder, config) in enumerate(zip(folders, configs, strict=True)):
             entry = {"index": index, "name": folder, "swept": []}
             results.points.append(
-                _point(storage.child(folder), entry, {}, _settings(folder, config))
+                _point(
+                    storage.child(folder),
+                    entry,
+                    {},
+                    _settings(folder, config),
+                    problems=problems[folder],
+                )
             )
         return results
     flat = [flatten(config) for config in configs]
@@ -217,9 +245,30 @@ def _runs(storage: Storage, folders: list[str]) -> Results:
         params = {key: config.get(key) for key in keys} if config else {}
         index = int(match[1]) if (match := _INDEX.match(folder)) else position
         swept = [f"{key}={override_value(value)}" for key, value in params.items()]
+        entry = {"index": index, "name": folder, "swept": swept}
         results.points.append(
-            _point(storage.child(folder), {"index": index, "name": folder, "swept": swept}, params)
+            _point(storage.child(folder), entry, params, problems=problems[folder])
         )
+    return results
+
+
+def _run_folders(paths: list[list[str]]) -> list[str]:
+    """The folders among `paths` (a listing, split at "/") that are run directories."""
+    return sorted({p[0] for p in paths if len(p) == 2 and p[1] in (rundir.RESULT, rundir.CONFIG)})
+
+
+def _by_folders(storage: Storage, damaged: DamagedFile) -> Results:
+    """The sweep in `storage`, whose list of points (sweep.json or a claim) is `damaged`,
+    read from its points' run directories as a folder of runs; `damaged` when none has
+    started."""
+    runs = _run_folders([path.split("/") for path in storage.list()])
+    if not runs:
+        raise damaged
+    results = _runs(storage, runs)
+    results.problems.append(
+        f"{damaged.note}. Meanwhile the points are read from their folders (those not "
+        "started yet are not shown)"
+    )
     return results
 
 
@@ -229,11 +278,14 @@ def collect(location: str | Storage) -> Results:
     module docstring."""
     storage = location if isinstance(location, Storage) else open_storage(location.rstrip("/"))
     if storage.exists(MANIFEST):
-        return _sweep(storage)
+        try:
+            return _sweep(storage)
+        except DamagedFile as e:
+            return _by_folders(storage, e)
     if storage.exists(rundir.RESULT) or storage.exists(rundir.CONFIG):
         return _single_run(storage)
     paths = [path.split("/") for path in storage.list()]
-    runs = sorted({p[0] for p in paths if len(p) == 2 and p[1] in (rundir.RESULT, rundir.CONFIG)})
+    runs = _run_folders(paths)
     if runs:
         return _runs(storage, runs)
     # Below an output folder: sweeps (with a manifest) and multiruns (folders of runs).

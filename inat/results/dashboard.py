@@ -19,7 +19,7 @@ import optuna_dashboard
 
 from inat.errors import ConfigError
 from inat.results.collect import parse_swept
-from inat.rundir import MANIFEST
+from inat.rundir import MANIFEST, read_manifest
 from inat.storage import Storage, open_storage
 from inat.sweeps.claims import read_claims, records
 from inat.sweeps.jobs import Point, expand
@@ -39,7 +39,7 @@ def _drawn_values(search: Search, point: Point) -> dict[str, object]:
 def sweep_records(sweep: Storage, search: Search) -> list[PointRecord]:
     """What every point of the sweep in `sweep` recorded, with its drawn values: an adaptive
     sweep's claims, or the points of a grid or random sweep's job."""
-    manifest = sweep.read_json(MANIFEST)
+    manifest = read_manifest(sweep)
     if manifest.get("adaptive"):
         return records(sweep, search, read_claims(sweep))
     return [
@@ -51,7 +51,7 @@ def sweep_records(sweep: Storage, search: Search) -> list[PointRecord]:
 def sweep_study(uri: str) -> optuna.Study:
     """The in-memory study of the sweep at `uri` (a sweep folder of a job's sweep block)."""
     sweep = open_storage(uri.rstrip("/"))
-    manifest = sweep.read_json(MANIFEST) if sweep.exists(MANIFEST) else {}
+    manifest = read_manifest(sweep) if sweep.exists(MANIFEST) else {}
     block = (manifest.get("job") or {}).get("sweep")
     if not block:
         raise ConfigError(

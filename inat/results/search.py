@@ -73,11 +73,9 @@ class Progress:
 
 def sweep_search(results: Results) -> Search:
     """The search settings of the sweep: its job's `sweep` block (defaults without one)."""
-    storage = results.storage
-    if results.kind == SWEEP and storage.exists(MANIFEST):
-        block = (storage.read_json(MANIFEST).get("job") or {}).get("sweep")
-        if block:
-            return parse_search(results.name, block)
+    block = ((results.manifest or {}).get("job") or {}).get("sweep")
+    if block:
+        return parse_search(results.name, block)
     return Search(name=results.name, space={}, method="")
 
 
@@ -307,6 +305,7 @@ def compare(uris: Sequence[str], fmt: str = "text", draw: bool = True) -> None:
             raise ConfigError(
                 f"{results.storage.uri} is not a sweep of a job file (no {MANIFEST} with a "
                 "sweep block): only such sweeps are compared"
+                + "".join(f"; {problem}" for problem in results.problems)
             )
     progresses = [progress(results) for results in sweeps]
     check_one_metric(progresses)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def show(
             "swept": results.keys,
             "points": table.records(results),
             "best": best.row["name"] if best else None,
+            "problems": results.problems,
             "search": search.summary(results),
             "plots": written,
         }
@@ -68,6 +70,8 @@ def show(
         return
     if fmt == "csv":
         print(table.to_csv(results), end="")
+        for problem in results.problems:  # CSV has no place for them
+            print(problem, file=sys.stderr)
         return
     counts = Counter(p.row["status"] for p in results.points)
     states = ", ".join(f"{n} {status}" for status, n in counts.most_common())

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inat import rundir
-from inat.rundir import RunDir, Status
+from inat.rundir import DamagedFile, RunDir, Status
 from inat.storage import Storage
 
 # The row state of a point whose result.json cannot be read: shown, never recorded.
@@ -32,23 +32,19 @@ class PointFiles:
 def read_point(run: Storage) -> PointFiles:
     """result.json and metrics.jsonl of a run directory, whatever state they are in."""
     files = PointFiles(result=None, history=[])
+    run_dir = RunDir(run)
     try:
-        files.result = RunDir(run).result()
+        files.result = run_dir.result()
     except FileNotFoundError:  # deleted after it was seen: as if not written yet
         pass
-    except ValueError:  # not JSON, not UTF-8, or not an object
+    except DamagedFile as e:
         files.result_unreadable = True
-        files.problems.append(
-            f"{rundir.RESULT} is not a JSON object (a partial copy or a foreign write?): "
-            "restore or delete it"
-        )
+        files.problems.append(e.note)
     try:
-        text = run.read_text(rundir.METRICS)
-    except FileNotFoundError:
+        text = run_dir.metrics_text()
+    except DamagedFile as e:
         text = ""
-    except UnicodeDecodeError:
-        text = ""
-        files.problems.append(f"{rundir.METRICS} is not text: restore or delete it")
+        files.problems.append(e.note)
     for number, line in enumerate(text.splitlines(), start=1):
         try:
             row = json.loads(line)

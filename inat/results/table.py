@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from inat.results.collect import RUN_COLUMNS, PointResult, Results, value_text
+from inat.results.collect import RUN_COLUMNS, Results, value_text
 from inat.rundir import Status
 
 _FIELDS = [
@@ -58,7 +58,8 @@ def records(results: Results) -> list[dict[str, Any]]:
 
 
 def text(results: Results) -> str:
-    """The leaderboard as an aligned table, with a line per point that has problems."""
+    """The leaderboard as an aligned table, with a line per file of the folder and of each
+    point that has problems."""
     header = ["#", *_short(results.columns), "status", "epochs", "val acc", "test acc", "wall"]
     lines = []
     for point in results.ranked():
@@ -83,7 +84,7 @@ def text(results: Results) -> str:
         ).rstrip()
         for cells in (header, *lines)
     ]
-    return "\n".join(table + _notes(results.points))
+    return "\n".join(table + _notes(results))
 
 
 def _short(keys: list[str]) -> list[str]:
@@ -92,9 +93,9 @@ def _short(keys: list[str]) -> list[str]:
     return [part if last.count(part) == 1 else key for part, key in zip(last, keys, strict=True)]
 
 
-def _notes(points: list[PointResult]) -> list[str]:
-    notes = []
-    for point in points:
+def _notes(results: Results) -> list[str]:
+    notes = list(results.problems)
+    for point in results.points:
         row = point.row
         for problem in row["problems"]:
             notes.append(f"point {row['index']}: {problem}")

@@ -10,19 +10,22 @@ bracket to fill: a point is judged against whatever the others recorded so far.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from inat.results.status import read_point
-from inat.rundir import RunDir, Status
+from inat.rundir import DamagedFile, RunDir, Status
 from inat.storage import Storage
 from inat.sweeps.jobs import Point
 from inat.sweeps.search import Search
 from inat.sweeps.study import Decision, PointRecord, judge
 from inat.train.callbacks import StopRun
 from inat.train.state import TrainState
+
+log = logging.getLogger(__name__)
 
 
 def metric_values(history: Sequence[dict[str, Any]], metric: str) -> list[float]:
@@ -31,10 +34,16 @@ def metric_values(history: Sequence[dict[str, Any]], metric: str) -> list[float]
 
 
 def read_record(sweep: Storage, point: Point, search: Search) -> PointRecord:
-    """What point `point` of the sweep in `sweep` recorded so far."""
+    """What point `point` of the sweep in `sweep` recorded so far; a damaged early_stop.json
+    counts as no decision (with a warning), so that it does not end the point judged."""
     run = RunDir(sweep.child(point.name))
     files = read_point(run.storage)
-    rungs = {int(k): v for d in run.decisions() for k, v in d.get("rungs", {}).items()}
+    try:
+        decisions = run.decisions()
+    except DamagedFile as e:
+        log.warning("%s; meanwhile the point counts as having no early-stop decision", e)
+        decisions = []
+    rungs = {int(k): v for d in decisions for k, v in d.get("rungs", {}).items()}
     return PointRecord(
         index=point.index,
         params={},

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from inat.compose import compose
 from inat.errors import ConfigError, ExitCode, InatError, Interrupted, TransientError
-from inat.rundir import MANIFEST, SUMMARY, RunDir, Status
+from inat.rundir import MANIFEST, SUMMARY, RunDir, Status, read_manifest
 from inat.storage import Storage, open_storage, storage_settings
 from inat.sweeps.jobs import Point, expand, make_point
 from inat.sweeps.search import parse_search
@@ -125,7 +125,7 @@ def write_manifest(storage: Storage, job: dict[str, Any], points: list[Point]) -
         ],
     }
     if storage.exists(MANIFEST):
-        held = storage.read_json(MANIFEST)
+        held = read_manifest(storage)
         same = held["job"] == job if manifest["adaptive"] else held["points"] == manifest["points"]
         if not same:
             raise ConfigError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from inat.results.status import best_row, point_status
-from inat.rundir import MANIFEST, SUMMARY, RunDir, Status, sweep_points
+from inat.rundir import SUMMARY, RunDir, Status, read_manifest, sweep_points
 from inat.storage import Storage
 from inat.sweeps.search import parse_search
 
@@ -15,7 +15,7 @@ from inat.sweeps.search import parse_search
 def write_summary(storage: Storage) -> dict[str, Any]:
     """Write summary.json from the manifest and every point's run directory (an adaptive
     sweep's: its claims; with its method and budget)."""
-    manifest = storage.read_json(MANIFEST)
+    manifest = read_manifest(storage)
     rows = [point_status(storage, p) for p in sweep_points(storage)]
     summary = {
         "name": manifest["name"],
@@ -51,7 +51,7 @@ def write_summary_if_ended(storage: Storage) -> bool:
     as each wrote its result.json before reading and S3 reads see every completed write.
     """
     points = sweep_points(storage)
-    if len(points) < _budget(storage.read_json(MANIFEST)).get("run_cap", 0):
+    if len(points) < _budget(read_manifest(storage)).get("run_cap", 0):
         return False  # an adaptive sweep's workers have not taken every point yet
     # Reads stop at the first point that has not ended: most calls read a few result.json.
     if not all(_has_ended(storage.child(point["name"])) for point in points):

@@ -39,12 +39,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from inat import __version__
+from inat import __version__, stop_signals
 from inat.compose import config_error, hydra_overrides
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.rundir import CONFIG, MANIFEST, RESULT, Status
-from inat.stop_signals import stopped_at_once
 from inat.storage import open_storage, storage_settings
 
 if TYPE_CHECKING:
@@ -594,9 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `inat` command line; returns the process exit code.
 
     A stop signal ends any command with exit code 75 (retry), from this moment on: before
-    a command installs handlers of its own, it raises Interrupted where it arrives.
+    a command installs handlers of its own, it raises Interrupted where it arrives. Only
+    the first counts (inat.stop_signals).
     """
-    with stopped_at_once():
+    with stop_signals.command():
         try:
             return _command(list(sys.argv[1:] if argv is None else argv))
         except InatError as e:
@@ -609,9 +609,11 @@ def run() -> NoReturn:
 
     Tearing torch down (with torch._dynamo, which the first optimizer imports) takes over
     a second at every exit; once the threads are joined, the atexit handlers have run and
-    the output is flushed, nothing is left that the teardown would do for inat.
+    the output is flushed, nothing is left that the teardown would do for inat. A stop
+    signal from the end of `main()` on is ignored: the exit code is decided.
     """
     code = main()
+    stop_signals.ignored()
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()

@@ -82,10 +82,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def is_free(sweep: Storage, claim: Claim) -> bool:
-    """Whether the claimed point waits for a worker: it has not ended, and no live process
-    holds its lease (it was interrupted, its holder died, or its claimant died before taking
-    the lease: a claim older than its timeout with no lease)."""
+def is_free(sweep: Storage, claim: Claim, worker: str | None = None) -> bool:
+    """Whether the claimed point waits for a worker (`worker`, if given): it has not ended,
+    and no live process holds its lease (it was interrupted, its holder died, or its
+    claimant died before taking the lease: a claim older than its timeout with no lease, or
+    at once for its own claimant, stopped while it set the point up)."""
     run = RunDir(sweep.child(claim.point.name))
     status = run.status()
     if status is not None and status.ended:
@@ -93,6 +94,8 @@ def is_free(sweep: Storage, claim: Claim) -> bool:
     lease = Lease(run.storage, claim.worker).newest()
     if lease is not None:
         return not Lease.is_live(lease[1])
+    if claim.worker == worker:
+        return True
     claimed = datetime.fromisoformat(claim.claimed_at)
     return _now() - claimed > timedelta(seconds=claim.timeout_s)
 

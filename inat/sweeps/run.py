@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from inat import stop_signals
 from inat.compose import compose
 from inat.errors import ConfigError, ExitCode, InatError, Interrupted, TransientError
 from inat.rundir import MANIFEST, SUMMARY, RunDir, Status, read_manifest
@@ -237,8 +238,9 @@ def _callbacks(
 def run_all(
     job_file: str | Path, job: dict[str, Any], overrides: Sequence[str]
 ) -> dict[str, Any] | None:
-    """Train every point here, one after another; a failed point does not stop the others.
-    An adaptive sweep runs its `parallelism` workers here, side by side.
+    """Train every point here, one after another; a failed point does not stop the others,
+    a stop signal stops the sweep (Interrupted). An adaptive sweep runs its `parallelism`
+    workers here, side by side.
 
     Every point is composed first: a bad config in any of them fails the sweep (ConfigError,
     one line per bad point) before anything trains. Returns the sweep's summary (None for a
@@ -251,12 +253,22 @@ def run_all(
     if is_adaptive(job):
         return _run_workers_here(job_file, job, overrides)
     points = expand(job)
-    for point in points:
-        log.info("point %d/%d: %s", point.index + 1, len(points), point.name)
-        try:
-            run_point(job, point.index, overrides)
-        except Exception:
-            log.exception("point %s failed; the sweep goes on", point.name)
+    # A stop signal between points (or while one is set up) is recorded: no other point
+    # starts, and a point being set up stops as its training starts.
+    with stop_signals.recorded():
+        for point in points:
+            if signum := stop_signals.requested():
+                raise Interrupted(
+                    f"{job['name']}: stopped by {signum.name} before point {point.name}; "
+                    "run the sweep again to resume"
+                )
+            log.info("point %d/%d: %s", point.index + 1, len(points), point.name)
+            try:
+                run_point(job, point.index, overrides)
+            except (Interrupted, TransientError):
+                raise  # the point recorded itself as interrupted: the next start resumes it
+            except Exception:
+                log.exception("point %s failed; the sweep goes on", point.name)
     return write_summary(sweep_storage(job, overrides))
 
 

@@ -20,11 +20,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from inat import stop_signals
 from inat.errors import ConfigError, ExitCode, Interrupted, TransientError
 from inat.lease import LeaseHeld
 from inat.processes import die_with_parent
@@ -40,8 +40,6 @@ from inat.sweeps.run import (
 from inat.sweeps.search import Search, parse_search
 
 log = logging.getLogger(__name__)
-
-_FORWARDED = (signal.SIGTERM, signal.SIGUSR2, signal.SIGHUP)
 
 
 def tasks(search: Search) -> int:
@@ -65,25 +63,11 @@ def _next(
 ) -> Claim | None:
     """The claim this worker trains next: its own unfinished one, an abandoned one, or a new
     one; None when nothing is left to take."""
-    free = [c for c in read_claims(sweep) if is_free(sweep, c)]
+    free = [c for c in read_claims(sweep) if is_free(sweep, c, worker)]
     mine = [c for c in free if c.worker == worker]
     if mine or free:
         return (mine or free)[0]
     return take(sweep, job, search, worker, timeout_s)
-
-
-@contextmanager
-def _stop_between_points() -> Iterator[list[int]]:
-    """Record a stop signal that arrives between two points (the trainer handles those that
-    arrive while a point trains); the worker then takes no other point."""
-    received: list[int] = []
-    handlers = {s: signal.signal(s, lambda sig, _f: received.append(sig)) for s in _FORWARDED}
-    handlers[signal.SIGINT] = signal.signal(signal.SIGINT, lambda sig, _f: received.append(sig))
-    try:
-        yield received
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
 
 
 def run_worker(job: dict[str, Any], overrides: Sequence[str], worker: str) -> int:
@@ -94,11 +78,16 @@ def run_worker(job: dict[str, Any], overrides: Sequence[str], worker: str) -> in
     sweep = sweep_storage(job, overrides)
     write_manifest(sweep, job, [])
     trained = 0
-    with _stop_between_points() as stopped:
-        while not stopped and (claim := _next(sweep, job, search, worker, timeout_s)):
+    log.info("worker %s: taking points of %s (run_cap %d)", worker, job["name"], search.run_cap)
+    # A stop signal between points (or while one is set up) is recorded: the worker takes no
+    # other point, and a point being set up stops as its training starts.
+    with stop_signals.recorded():
+        while not stop_signals.requested() and (
+            claim := _next(sweep, job, search, worker, timeout_s)
+        ):
             trained += _train(job, overrides, sweep, claim, worker)
-    if stopped:
-        raise Interrupted(f"worker {worker} stopped by {signal.Signals(stopped[0]).name}")
+    if signum := stop_signals.requested():
+        raise Interrupted(f"worker {worker} stopped by {signum.name}; its next start resumes")
     log.info("worker %s: nothing left to take (trained %d point(s))", worker, trained)
     summarize_if_ended(sweep)
     return trained
@@ -154,16 +143,14 @@ def run_workers(
     ]
 
     def forward(signum: int, _frame: object) -> None:
+        log.warning("received %s: passed on to the workers", signal.Signals(signum).name)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
-    try:
+    # This process waits for its workers' checkpoints: were it to stop, they would die with it.
+    with stop_signals.handled(forward):
         codes = [child.wait() for child in children]
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     log.info("workers %s ended with exit codes %s", ", ".join(workers), codes)
     if ExitCode.RETRY in codes:
         return ExitCode.RETRY

@@ -1,16 +1,18 @@
 """Signals that ask the run to checkpoint and stop with the RETRY exit code (75):
 SIGTERM (Kubernetes eviction, scancel), SIGUSR2 (Slurm's warning before a time limit or
-preemption), SIGINT (Ctrl-C) and SIGHUP (the terminal or SSH session closed)."""
+preemption), SIGINT (Ctrl-C) and SIGHUP (the terminal or SSH session closed). Only the
+first counts (inat.stop_signals): a second one while the run checkpoints is ignored."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+from contextlib import ExitStack
 from types import FrameType
 
+from inat import stop_signals
 from inat.errors import Interrupted
-from inat.stop_signals import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,9 @@ class StopRequest:
 
     Before `training()` (downloading and preparing the data, building the model) there is
     nothing to checkpoint: a signal then stops the run at once, raising Interrupted where
-    it arrives (a download keeps what it fetched, for the next start to resume).
+    it arrives (a download keeps what it fetched, for the next start to resume). A signal
+    that came before the request was made (while a sweep set up the point) stops it as it
+    starts.
 
     Use as a context manager: the previous handlers come back on exit. DataLoader workers
     forked meanwhile inherit the handler; there it does nothing (Ctrl-C reaches the whole
@@ -28,32 +32,30 @@ class StopRequest:
     """
 
     def __init__(self) -> None:
-        self.signum: int | None = None
         self.preparing = True
         self._pid = os.getpid()
-        self._previous: dict[int, object] = {}
+        self._handlers = ExitStack()
 
     def __enter__(self) -> StopRequest:
+        if signum := stop_signals.requested():
+            raise Interrupted(f"stopped by {signum.name} before training started; nothing to save")
         self._pid = os.getpid()
-        for signum in STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
+        self._handlers.enter_context(stop_signals.handled(self._handle))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        self._handlers.close()
 
     def __bool__(self) -> bool:
-        return self.signum is not None
+        return stop_signals.requested() is not None
 
     def training(self) -> None:
         """From now on a signal is a request to checkpoint and stop between steps."""
         self.preparing = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != self._pid or self.signum is not None:
+        if os.getpid() != self._pid:
             return
-        self.signum = signum
         name = signal.Signals(signum).name
         if self.preparing:
             log.warning("received %s while preparing the run: stopping", name)

@@ -82,6 +82,8 @@ def test_a_claim_waits_for_a_worker_only_when_no_live_process_holds_it(tmp_path:
     storage = _sweep(tmp_path)
     fresh = _claim(storage, age_s=0)
     assert not is_free(storage, fresh)  # its claimant is about to take the lease
+    # ... unless its claimant starts again: it was stopped while it set the point up
+    assert is_free(storage, fresh, fresh.worker)
     stale = _claim(storage, age_s=120)
     assert is_free(storage, stale)  # claimed, never started: its claimant died
     run = storage.child(fresh.point.name)

@@ -103,3 +103,49 @@ def test_ctrl_c_to_the_process_group_with_loader_workers_stops_the_same_way(tmp_
 def _where(error: str) -> str:
     """ "in epoch 3" or "after epoch 2", from "stopped by a signal in epoch 3; ..."."""
     return error.split("stopped by a signal ")[1].split(";")[0]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "received SIGINT: checkpointing and stopping",  # the stop is asked for
+        "saving checkpoint",  # the mid-epoch checkpoint is written
+        "stopped by a signal in epoch 2; checkpoint saved",  # the process exits
+    ],
+)
+def test_a_second_ctrl_c_while_stopping_changes_nothing(tmp_path, moment):
+    """Ctrl-C twice, to the process group with loader workers, as an impatient user does:
+    the second, once the log shows `moment` of the stop, is ignored; the checkpoint is
+    intact and the next start resumes from it."""
+    proc = subprocess.Popen(
+        inat_command(*MANY, "data.num_workers=2", *location(tmp_path)),
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen, first = [], False
+    for line in proc.stdout:
+        seen.append(line)
+        if first and moment in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+        if not first and "epoch 2/200 5/20" in line:  # mid-epoch
+            os.killpg(proc.pid, signal.SIGINT)
+            first = True
+    seen.append(proc.stdout.read())
+    output = "".join(seen)
+    assert proc.wait(timeout=120) == 75, output
+
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert output.count("received SIGINT: checkpointing and stopping") == 1, output
+    assert moment in output and "received SIGINT while" in output, output  # ignored
+    run_dir = tmp_path / "out" / "default"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "interrupted", result
+    finished = json.loads((run_dir / "checkpoints" / "latest.json").read_text())["epoch"]
+    resumed = run_inat(tmp_path, *MANY, f"trainer.epochs={finished + 1}", *location(tmp_path))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resume: yes, from checkpoint" in resumed.stderr + resumed.stdout

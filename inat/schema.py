@@ -137,6 +137,22 @@ ADDRESSING_STYLES = ("auto", "path", "virtual")
 TRACKERS = ("wandb", "tensorboard", "mlflow", "csv")  # the options of logger=, in LoggerConfig
 
 
+def _patch_multiple(backbone: str) -> str:
+    """What data.image_size must be for `backbone`, a ViT, besides IMAGE_SIZE's minimum."""
+    return f"a multiple of {backbone}'s patch size {PATCH_SIZES[backbone]}"
+
+
+# data.image_size: the minimum is checked here, the patch sizes across keys (_image_size);
+# the words say both, for `inat train --help` and the error alike.
+IMAGE_SIZE = Rule(
+    lambda v: _is_int(v) and v >= MIN_IMAGE_SIZE,
+    f"an integer >= {MIN_IMAGE_SIZE} (every model halves the image {NUM_BLOCKS} times)"
+    + "".join(
+        f", {_patch_multiple(backbone)} with model.backbone={backbone}" for backbone in PATCH_SIZES
+    ),
+)
+
+
 # -- data
 
 
@@ -162,7 +178,7 @@ class DataConfig:
     """A .zip, a folder, an http(s) URL, an s3:// URI or "synthetic"."""
     cache_dir: str | None = None
     """Where archives are extracted; null: $SLURM_TMPDIR, $TMPDIR or the user cache dir."""
-    image_size: int = field(default=224, metadata=checked(POSITIVE_INT))
+    image_size: int = field(default=224, metadata=checked(IMAGE_SIZE))
     """Side of the square images the model sees."""
     val_fraction: float = field(default=0.2, metadata=checked(number(0, 1, low_open=True)))
     """Share of train/ held out."""
@@ -449,15 +465,9 @@ class TrainConfig:
 
 
 def _image_size(cfg: Any) -> Iterator[tuple[str, str]]:
-    size, model = cfg.data.image_size, cfg.model
-    if size < MIN_IMAGE_SIZE:
-        yield (
-            "data.image_size",
-            f"at least {MIN_IMAGE_SIZE}: every model halves the image {NUM_BLOCKS} times",
-        )
-    patch = PATCH_SIZES.get(model.get("backbone", ""))
-    if patch and size % patch:
-        yield "data.image_size", f"a multiple of {model.backbone}'s patch size {patch}"
+    backbone = cfg.model.get("backbone", "")
+    if backbone in PATCH_SIZES and cfg.data.image_size % PATCH_SIZES[backbone]:
+        yield "data.image_size", _patch_multiple(backbone)
 
 
 RELATIONS: tuple[Callable[[Any], Iterator[tuple[str, str]]], ...] = (_image_size,)

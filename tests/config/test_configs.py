@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from helpers.runs import TINY, location, run_inat
 from omegaconf import OmegaConf
 
 from inat.compose import compose
+from inat.config_help import annotated
 from inat.errors import ConfigError, ExitCode
 from inat.results.configs import CONFIG_DIR
 from inat.schema import TRACKERS
@@ -115,7 +117,11 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
         (["data.num_workers=many"], "data.num_workers='many' is not allowed"),
         (["data.num_classes=1"], "data.num_classes=1 is not allowed: use an integer >= 2."),
         (["data.image_size=0"], "data.image_size=0 is not allowed"),
-        (["data.image_size=16"], "data.image_size=16 is not allowed: use at least 32"),
+        (
+            ["data.image_size=16"],
+            "data.image_size=16 is not allowed: use an integer >= 32 (every model halves the "
+            "image 5 times)",
+        ),
         (
             ["data.pipeline=prepare"],
             "data.pipeline='prepare' is not allowed: use one of prepared, images.",
@@ -190,6 +196,26 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
 )
 def test_a_value_out_of_range_names_the_key_and_what_is_allowed(overrides, message):
     assert message in _error(*overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data.image_size=31"],
+        ["data.image_size=0"],
+        ["model=finetune", "model.backbone=vit_b_16", "data.image_size=40"],
+    ],
+)
+def test_the_help_states_what_the_check_refuses(overrides):
+    # The words after "use" in the error are in the key's line of `inat train --help`.
+    key, _ = overrides[-1].split("=")
+    refused = re.fullmatch(rf"{re.escape(key)}=.* is not allowed: use (.*)\.", _error(*overrides))
+    [line] = [
+        line
+        for line in annotated(compose(overrides[:-1])).splitlines()
+        if line.startswith(f"  {key.split('.')[-1]}: ")
+    ]
+    assert refused[1] in line.split("# ", 1)[1]
 
 
 def test_allowed_edge_values_compose():

@@ -1,4 +1,4 @@
-"""Download a file over HTTP(S): resumable, verified, retried."""
+"""Download a zip archive over HTTP(S): resumable, verified, retried."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import requests
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 16
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+_ZIP_START = b"PK\x03\x04"  # the signature of a zip's first entry
 
 
 class _Retry(Exception):
@@ -38,10 +40,11 @@ def download(
 
     Bytes go to `dest.part` first; a later attempt (or a later run) resumes it
     with a Range request, or starts over when the server answers 200. `dest`
-    appears only once its size matches what the server announced. Connection
-    errors, cuts and 5xx answers are retried `attempts` times in all, waiting
-    `backoff` seconds and twice as long each time after; then TransientError.
-    Messages show the URL without its credentials.
+    appears only once its size matches what the server announced or, where it
+    announced none, once it ends like a zip archive. Connection errors, cuts and 5xx
+    answers are retried `attempts` times in all, waiting `backoff` seconds and twice
+    as long each time after; then TransientError. Messages show the URL without
+    its credentials.
     """
     shown = redact(url)
     if dest.is_file():
@@ -119,7 +122,9 @@ def _fetch(url: str, shown: str, part: Path, timeout: float) -> None:
             total = int(length) if length is not None else None
             mode = "wb"
         if total is None:
-            log.warning("%s announces no size: only the archive check can verify it", shown)
+            log.warning(
+                "%s announces no size: only the end of the zip archive shows it whole", shown
+            )
             progress = contextlib.nullcontext(lambda _: None)
         else:
             resuming = f" from byte {offset}" if offset else ""
@@ -129,7 +134,18 @@ def _fetch(url: str, shown: str, part: Path, timeout: float) -> None:
                 f.write(chunk)
                 counted(len(chunk))
     size = part.stat().st_size
+    if total is None and _cut_zip(part):
+        # Without a length, a cut connection looks like the end of the body.
+        raise _Retry(f"the connection closed after {size} bytes, before the end of the zip")
     if total is not None and size != total:
         if size > total:
             part.unlink()
         raise _Retry(f"got {size} bytes of {total}")
+
+
+def _cut_zip(path: Path) -> bool:
+    """Whether `path` starts like a zip archive (or is empty) but lacks the directory at the
+    end of one: what a download cut short holds. Anything else is judged by extraction."""
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_START))
+    return _ZIP_START.startswith(head) and not zipfile.is_zipfile(path)

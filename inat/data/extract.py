@@ -66,8 +66,9 @@ def extract_zip(
             head = f.read(16)
         raise DataError(
             f"{archive} is not a zip archive (it starts with {head!r}). "
-            "Point data.source at nature_12K.zip, its extracted folder, or a URL of the zip; "
-            "if it was downloaded, delete it and download it again."
+            "Point data.source at nature_12K.zip, its extracted folder, or a URL that serves "
+            "the zip itself (not a web page about it); if inat downloaded it, that copy is "
+            "already deleted."
         )
     try:
         with zipfile.ZipFile(archive) as zf:

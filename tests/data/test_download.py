@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,17 @@ from inat.data.download import CHUNK_BYTES, download
 from inat.errors import DataError, TransientError
 
 CONTENT = os.urandom(300_000)
+
+
+def _zip_bytes() -> bytes:
+    """A zip archive of about 300 kB that does not compress: its end comes last."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("train/Aves/0.jpg", CONTENT)
+    return buffer.getvalue()
+
+
+ZIP = _zip_bytes()
 
 
 @pytest.fixture
@@ -67,6 +80,45 @@ def test_a_file_shorter_than_announced_fails_verification(served, tmp_path: Path
     assert not (tmp_path / "nature.zip").exists()
     # What arrived is kept, for the next run to resume.
     assert (tmp_path / "nature.zip.part").read_bytes() == CONTENT[: 3 * CHUNK_BYTES]
+
+
+def test_a_zip_cut_short_without_a_length_is_resumed(http_server, tmp_path: Path) -> None:
+    http_server.files["/nature.zip"] = ZIP
+    http_server.announce_length = False
+    http_server.cuts = [100_000]  # the connection closes there: the body looks complete
+    dest = download(http_server.url("/nature.zip"), tmp_path / "nature.zip", backoff=0)
+    assert dest.read_bytes() == ZIP
+    assert http_server.ranges == [None, "bytes=100000-"]
+
+
+def test_a_zip_cut_short_every_time_without_a_length_is_transient(
+    http_server, tmp_path: Path
+) -> None:
+    http_server.files["/nature.zip"] = ZIP
+    http_server.announce_length = False
+    http_server.cuts = [5000] * 3
+    with pytest.raises(TransientError) as raised:
+        download(http_server.url("/nature.zip"), tmp_path / "nature.zip", attempts=3, backoff=0)
+    assert raised.value.exit_code == 75
+    part = tmp_path / "nature.zip.part"
+    assert str(raised.value) == (
+        f"download of {http_server.url('/nature.zip')} failed 3 times, last: the connection "
+        "closed after 15000 bytes, before the end of the zip. Check the network connection "
+        "and that the server is up, then run again: the download resumes from "
+        f"{part} where the server allows it."
+    )
+    assert part.read_bytes() == ZIP[:15000]  # kept, as the message says
+    assert not (tmp_path / "nature.zip").exists()
+
+
+def test_a_whole_file_without_a_length_is_left_to_the_archive_check(
+    http_server, tmp_path: Path
+) -> None:
+    http_server.files["/nature.zip"] = b"<html>Sign in</html>"
+    http_server.announce_length = False
+    dest = download(http_server.url("/nature.zip"), tmp_path / "nature.zip", backoff=0)
+    assert dest.read_bytes() == b"<html>Sign in</html>"
+    assert http_server.ranges == [None]  # not retried: no cut shows
 
 
 def test_an_unreachable_server_raises_transient_error_after_retries(tmp_path: Path) -> None:

@@ -319,8 +319,8 @@ def _predict(args: argparse.Namespace) -> int:
     from inat.results.predict import image_files, predict, report
 
     files = image_files(args.images)
-    predictions = predict(load_classifier(args.checkpoint), files, args.top_k)
-    print(json.dumps(predictions, indent=2) if args.json else report(predictions))
+    result = predict(load_classifier(args.checkpoint), files, args.top_k)
+    print(json.dumps(result, indent=2) if args.json else report(result))
     return ExitCode.OK
 
 
@@ -435,7 +435,9 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
-        "predict", help="the most likely classes of image files, with probabilities"
+        "predict",
+        help="the most likely classes of image files, with probabilities; files that are "
+        "not readable images are listed as skipped",
     )
     predict.add_argument("checkpoint", help=checkpoint_help)
     predict.add_argument("images", nargs="+", help="image files or folders of images")

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from torch.utils.data import Dataset
 
 from inat.data.layout import Sample
@@ -38,10 +38,52 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: Path) -> Image.Image:
-    """Decode the image at `path` as RGB; raises one of UNREADABLE if it cannot be decoded."""
+# Where the stored image's top-left corner ends up when ImageOps.exif_transpose turns it
+# upright, by EXIF orientation: (on the right, at the bottom, width and height swapped).
+_CORNER = {
+    2: (True, False, False),
+    3: (True, True, False),
+    4: (False, True, False),
+    5: (False, False, True),
+    6: (True, False, True),
+    7: (True, True, True),
+    8: (False, True, True),
+}
+
+
+def _upright_box(
+    box: tuple[float, float, float, float], size: tuple[int, int], orientation: int
+) -> tuple[float, float, float, float]:
+    """A draft box (at the top left of a drafted image of `size`) where exif_transpose puts it."""
+    right, bottom, swapped = _CORNER.get(orientation, (False, False, False))
+    (width, height), (box_width, box_height) = size, (box[2] - box[0], box[3] - box[1])
+    if swapped:
+        width, height, box_width, box_height = height, width, box_height, box_width
+    left = width - box_width if right else 0.0
+    top = height - box_height if bottom else 0.0
+    return (left, top, left + box_width, top + box_height)
+
+
+def load_rgb(path: Path, side: int | None = None) -> Image.Image:
+    """Decode the image at `path` as RGB, turned upright by its EXIF orientation (phones store
+    photos sideways and say so there); raises one of UNREADABLE if it cannot be decoded.
+
+    Every reader of images decodes through here. With `side`, the image is squeezed to
+    side x side like the per-image pipeline's Resize((side, side)) (bilinear, antialiased),
+    and a JPEG is decoded at the smallest scale (1/2, 1/4, 1/8) that keeps at least `side`
+    pixels (PIL's draft mode: libjpeg-turbo skips the finer DCT coefficients).
+    """
     with Image.open(path) as image:
-        return to_rgb(image)
+        drafted = image.draft(None, (side, side)) if side is not None else None
+        size, orientation = image.size, image.getexif().get(ExifTags.Base.Orientation, 1)
+        ImageOps.exif_transpose(image, in_place=True)
+        rgb = to_rgb(image)
+    if side is None:
+        return rgb
+    # A drafted image may end in part of a pixel of padding at its right and bottom edges:
+    # the box leaves that out, wherever turning the image upright moved it.
+    box = _upright_box(drafted[1], size, orientation) if drafted else None
+    return rgb.resize((side, side), Image.BILINEAR, box=box)
 
 
 def opens(path: Path) -> bool:

@@ -5,7 +5,7 @@ train/ is split into training and validation data; val/ is the test set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inat.errors import DataError
@@ -57,15 +57,37 @@ def find_root(folder: Path, source: str | None = None) -> Path:
     )
 
 
+def refuse_links_out(root: Path, paths: Iterable[Path]) -> None:
+    """DataError naming those of `paths` (below `root`) that lead outside `root`, through a
+    symbolic link: a data set is read from its own folder only (`train/etc -> /etc` would
+    read the system's files as a class). Links that stay inside `root` are followed."""
+    base = root.resolve()
+    leaving = [(path, path.resolve()) for path in paths]
+    leaving = [(path, target) for path, target in leaving if not target.is_relative_to(base)]
+    if leaving:
+        listed = ", ".join(f"{path.relative_to(root)} -> {target}" for path, target in leaving[:5])
+        more = f" and {len(leaving) - 5} more" if len(leaving) > 5 else ""
+        raise DataError(
+            f"{root} holds symbolic links that lead outside it: {listed}{more}. inat reads a "
+            "data set only from inside its folder. Copy what they point to into the data set "
+            "(cp -rL), or remove the links."
+        )
+
+
 def class_folders(folder: Path) -> list[str]:
-    """The sorted names of the (visible) subfolders of `folder`: its class folders."""
-    return [p.name for p in _subfolders(folder)]
+    """The sorted names of the (visible) subfolders of `folder`: its class folders, each of
+    which must stay inside `folder` (see refuse_links_out)."""
+    subfolders = _subfolders(folder)
+    refuse_links_out(folder, subfolders)
+    return [p.name for p in subfolders]
 
 
 def find_classes(root: Path) -> list[str]:
-    """Sorted class names: the subfolders of train/, which val/ must have too."""
-    train = [p.name for p in _subfolders(root / "train")]
-    val = [p.name for p in _subfolders(root / "val")]
+    """Sorted class names: the subfolders of train/, which val/ must have too. Class folders
+    must stay inside `root` (see refuse_links_out)."""
+    train, val = _subfolders(root / "train"), _subfolders(root / "val")
+    refuse_links_out(root, [*train, *val])
+    train, val = [p.name for p in train], [p.name for p in val]
     if not train:
         raise DataError(
             f"{root / 'train'} has no class folders. Put each class's images in "
@@ -87,19 +109,28 @@ def find_classes(root: Path) -> list[str]:
     return train
 
 
-def list_images(split_dir: Path, classes: Sequence[str]) -> list[Sample]:
-    """Every image file below `split_dir/<class>/`, sorted by path (hidden files skipped)."""
+def list_images(split_dir: Path, classes: Sequence[str], root: Path | None = None) -> list[Sample]:
+    """Every image file below `split_dir/<class>/`, sorted by path (hidden files skipped).
+
+    A file that is a link must stay inside `root`, the data set's folder (by default the
+    parent of `split_dir`; see refuse_links_out).
+    """
     samples = []
+    links = []
     for label, name in enumerate(classes):
-        class_dir = split_dir / name
-        relpaths = (p.relative_to(split_dir) for p in class_dir.rglob("*"))
-        samples.extend(
-            (rel.as_posix(), label)
-            for rel in relpaths
-            if rel.suffix.lower() in IMAGE_SUFFIXES
-            and all(_visible(part) for part in rel.parts)
-            and (split_dir / rel).is_file()
-        )
+        # rglob does not descend into linked folders: below a class folder, only the files
+        # themselves can be links.
+        for path in (split_dir / name).rglob("*"):
+            rel = path.relative_to(split_dir)
+            if (
+                rel.suffix.lower() in IMAGE_SUFFIXES
+                and all(_visible(part) for part in rel.parts)
+                and path.is_file()
+            ):
+                samples.append((rel.as_posix(), label))
+                if path.is_symlink():
+                    links.append(path)
+    refuse_links_out(split_dir.parent if root is None else root, links)
     return sorted(samples)
 
 

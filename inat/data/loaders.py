@@ -28,7 +28,7 @@ from inat.data.shards import (
     read_index,
 )
 from inat.data.sources import resolve_source
-from inat.data.split import stratified_split
+from inat.data.split import require_splittable, stratified_split
 from inat.data.workers import resolve_workers
 from inat.errors import ConfigError, DataError
 from inat.storage import S3Settings
@@ -124,6 +124,7 @@ def build_dataloaders(
     max_bad_fraction = _setting(cfg, "max_bad_fraction")
     train_all, skipped_train = _readable_samples(root, "train", classes, max_bad_fraction)
     test, skipped_test = _readable_samples(root, "val", classes, max_bad_fraction)
+    require_splittable(train_all, classes, root / "train")
     train, val = stratified_split(
         train_all, _setting(cfg, "val_fraction"), _setting(cfg, "split_seed")
     )

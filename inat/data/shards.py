@@ -21,33 +21,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from inat.data.batch_transform import BatchTransform
-from inat.data.datasets import UNREADABLE, to_rgb
+from inat.data.datasets import UNREADABLE, load_rgb
 from inat.data.layout import Sample
 from inat.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # part of the cache key: change it whenever the files or their pixels change
+FORMAT = 2  # part of the cache key: change it whenever the files or their pixels change
 INDEX = "index.json"
 SHARD_IMAGES = 1024
 
 
 def decode_resized(path: Path, side: int) -> np.ndarray:
-    """The image at `path` as a (side, side, 3) uint8 RGB array, squeezed to a square.
-
-    JPEGs are decoded at the smallest scale (1/2, 1/4, 1/8) that keeps at least `side`
-    pixels (PIL's draft mode: libjpeg-turbo skips the finer DCT coefficients), then
-    resized like the per-image pipeline's Resize((side, side)) (bilinear, antialiased).
-    """
-    with Image.open(path) as image:
-        drafted = image.draft(None, (side, side))
-        box = drafted[1] if drafted else None
-        rgb = to_rgb(image)
-    return np.asarray(rgb.resize((side, side), Image.BILINEAR, box=box))
+    """The image at `path` as a (side, side, 3) uint8 RGB array: see load_rgb."""
+    return np.asarray(load_rgb(path, side))
 
 
 def _decode_into(array: np.ndarray, i: int, path: Path, side: int) -> bool:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from inat.data.layout import Sample
+from inat.errors import DataError
+
+MIN_PER_CLASS = 2  # one image for training and one for validation
 
 
 def _rank(seed: int, relpath: str) -> tuple[bytes, str]:
@@ -37,3 +41,22 @@ def stratified_split(
         val.extend(ranked[:n_val])
         train.extend(ranked[n_val:])
     return sorted(train), sorted(val)
+
+
+def require_splittable(samples: Sequence[Sample], classes: Sequence[str], split_dir: Path) -> None:
+    """DataError naming the classes of `split_dir` (train/) with too few images to hold one
+    out for validation and keep one for training."""
+    counts = Counter(label for _, label in samples)
+    few = [
+        (name, counts[label]) for label, name in enumerate(classes) if counts[label] < MIN_PER_CLASS
+    ]
+    if few:
+        listed = ", ".join(f"{name} has {n} readable image{'s' * (n != 1)}" for name, n in few)
+        folders = ", ".join(f"{split_dir.name}/{name}/" for name, _ in few)
+        raise DataError(
+            f"too few images in {split_dir} to hold out a validation split: {listed}; "
+            f"each class needs at least {MIN_PER_CLASS}, one kept for training and "
+            "data.val_fraction of them (at least one) held out for validation. "
+            f"Add images to {folders}, or remove the class from train/ and val/ and set "
+            "data.num_classes to the new number of classes."
+        )

@@ -43,7 +43,7 @@ def class_folder(classifier: Classifier, source: str) -> Path | None:
 def folder_loader(classifier: Classifier, folder: Path) -> DataLoader:
     """The images below the class folders of `folder`, labelled by the checkpoint's classes,
     in the batches the run trained with; files that are not readable images are skipped."""
-    samples = list_images(folder, classifier.classes)
+    samples = list_images(folder, classifier.classes, root=folder)
     bad = {
         path.relative_to(folder).as_posix()
         for path in find_unreadable([folder / relpath for relpath, _ in samples])

@@ -10,9 +10,9 @@ preprocessing and how the file is loaded):
   onnx         model.onnx: the program for onnxruntime and other ONNX runtimes, input
                "image" (batch, 3, side, side), output "logits"
 
-Every model takes float32 RGB images of shape (batch, 3, side, side), resized to
-side x side, scaled to [0, 1] and normalised with the mean and std in model.json, and
-returns class logits (softmax for probabilities).
+Every model takes float32 RGB images of shape (batch, 3, side, side), turned upright by
+their EXIF orientation, resized to side x side, scaled to [0, 1] and normalised with the
+mean and std in model.json, and returns class logits (softmax for probabilities).
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def metadata(classifier: Classifier, fmt: str) -> dict[str, Any]:
         "classes": classifier.classes,
         "preprocessing": {
             "image_size": classifier.image_size,
+            "orientation": "turned upright by the EXIF orientation first (PIL.ImageOps."
+            "exif_transpose), as inat reads every image",
             "resize": "to image_size x image_size (bilinear, antialiased; aspect ratio not kept)",
             "scale": "RGB pixel values / 255, float32, shape (batch, 3, image_size, image_size)",
             "mean": list(IMAGENET_MEAN),

@@ -15,6 +15,7 @@ from inat.errors import ConfigError, DataError
 from inat.results.classifier import Classifier
 
 _BATCH = 64
+Skipped = dict[str, str]  # {"image": the file, "reason": why it was not predicted}
 
 
 def image_files(paths: Sequence[str]) -> list[Path]:
@@ -38,15 +39,23 @@ def image_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def load_images(files: Sequence[Path]) -> list[Image.Image]:
-    """The files decoded as RGB images; DataError naming the first that is not an image."""
-    images = []
+def decode_images(files: Sequence[Path]) -> tuple[list[tuple[Path, Image.Image]], list[Skipped]]:
+    """The files that decode, with their RGB images, and those that do not, with the reason."""
+    decoded, skipped = [], []
     for path in files:
         try:
-            images.append(load_rgb(path))
+            decoded.append((path, load_rgb(path)))
         except UNREADABLE as e:
-            raise DataError(f"{path} is not a readable image ({e}): pass JPEG or PNG files") from e
-    return images
+            skipped.append({"image": str(path), "reason": f"not a readable image ({e})"})
+    return decoded, skipped
+
+
+def load_images(files: Sequence[Path]) -> list[Image.Image]:
+    """The files decoded as RGB images; DataError naming the first that is not an image."""
+    decoded, skipped = decode_images(files)
+    if skipped:
+        raise DataError(f"{skipped[0]['image']} is {skipped[0]['reason']}: pass JPEG or PNG files")
+    return [image for _, image in decoded]
 
 
 @torch.no_grad()
@@ -60,28 +69,54 @@ def probabilities(classifier: Classifier, images: Sequence[Image.Image]) -> torc
     return torch.cat(batches)
 
 
-def predict(classifier: Classifier, files: Sequence[Path], top_k: int) -> list[dict[str, Any]]:
-    """For each file, its `top_k` classes with their probabilities, most likely first."""
+def predict(classifier: Classifier, files: Sequence[Path], top_k: int) -> dict[str, Any]:
+    """For each file that is a readable image, its `top_k` classes with their probabilities,
+    most likely first ("predictions"); the other files with the reason ("skipped").
+
+    DataError if no file is a readable image.
+    """
     if top_k < 1:
         raise ConfigError(f"--top-k {top_k} is not allowed: use 1 to {len(classifier.classes)}")
-    probs = probabilities(classifier, load_images(files))
-    values, indices = probs.topk(min(top_k, len(classifier.classes)), dim=1)
-    return [
-        {
-            "image": str(path),
-            "top": [
-                {"class": classifier.classes[i], "probability": p}
-                for p, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)
-            ],
-        }
-        for path, row_values, row_indices in zip(files, values, indices, strict=True)
-    ]
+    k = min(top_k, len(classifier.classes))
+    predictions: list[dict[str, Any]] = []
+    skipped: list[Skipped] = []
+    # A batch of files at a time: a folder of photos decoded at once could fill the memory.
+    for start in range(0, len(files), _BATCH):
+        decoded, unreadable = decode_images(files[start : start + _BATCH])
+        skipped.extend(unreadable)
+        if not decoded:
+            continue
+        probs = probabilities(classifier, [image for _, image in decoded])
+        values, indices = probs.topk(k, dim=1)
+        predictions.extend(
+            {
+                "image": str(path),
+                "top": [
+                    {"class": classifier.classes[i], "probability": p}
+                    for p, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)
+                ],
+            }
+            for (path, _), row_values, row_indices in zip(decoded, values, indices, strict=True)
+        )
+    if not predictions:
+        listed = "; ".join(f"{s['image']} is {s['reason']}" for s in skipped[:5])
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        raise DataError(
+            f"no file given is a readable image, so there is nothing to predict: {listed}{more}. "
+            "Pass JPEG or PNG files"
+        )
+    return {"predictions": predictions, "skipped": skipped}
 
 
-def report(predictions: list[dict[str, Any]]) -> str:
-    """One line per image: its classes with probabilities, most likely first."""
-    return "\n".join(
+def report(result: dict[str, Any]) -> str:
+    """One line per image: its classes with probabilities, most likely first; then the
+    files skipped, with the reason."""
+    lines = [
         f"{p['image']}: "
         + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in p["top"])
-        for p in predictions
-    )
+        for p in result["predictions"]
+    ]
+    if result["skipped"]:
+        lines.append(f"skipped {len(result['skipped'])} file(s):")
+        lines.extend(f"  {s['image']}: {s['reason']}" for s in result["skipped"])
+    return "\n".join(lines)

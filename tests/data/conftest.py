@@ -41,7 +41,8 @@ class FileServer(ThreadingHTTPServer):
     """Serves `files` (path -> bytes) over HTTP/1.0 on 127.0.0.1, misbehaving on request.
 
     `cuts`: for the next responses, how many body bytes to send before dropping the
-    connection (the full length is announced). `statuses`: error statuses to answer
+    connection. `announce_length`: send Content-Length (else the body ends where the
+    connection closes, and a 206 names no total). `statuses`: error statuses to answer
     the next requests with. `honour_range`: answer Range requests with 206 (else 200).
     `stall`: send half of the body, set `stalled`, then wait for `resume` before sending
     the rest (a slow download that a test can act in the middle of).
@@ -54,6 +55,7 @@ class FileServer(ThreadingHTTPServer):
         self.cuts: list[int] = []
         self.statuses: list[int] = []
         self.honour_range = True
+        self.announce_length = True
         self.ranges: list[str | None] = []
         self.stall = False
         self.stalled = threading.Event()
@@ -84,11 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
             if start >= len(body):
                 self.send_error(416)
                 return
+            total = len(body) if server.announce_length else "*"
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{total}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
+        if server.announce_length:
+            self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         payload = body[start:]
         if server.cuts:

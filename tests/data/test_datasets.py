@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
 from inat.data.datasets import (
     IMAGENET_MEAN,
@@ -15,9 +16,23 @@ from inat.data.datasets import (
     ImageFolderDataset,
     build_transform,
     find_unreadable,
+    load_rgb,
     to_rgb,
 )
 from inat.errors import DataError
+
+from .trees import upright_photo, write_sideways_jpeg
+
+# What turns an image stored with each EXIF orientation upright (the EXIF specification).
+TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _normalized(rgb: tuple[int, int, int]) -> torch.Tensor:
@@ -68,6 +83,35 @@ def test_augmentation_is_random_and_keeps_the_output_shape() -> None:
     assert all(x.shape == (3, 32, 32) for x in outputs)
     assert not all(torch.equal(outputs[0], x) for x in outputs[1:])
     assert torch.equal(plain(image), plain(image))
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_a_photo_saved_sideways_is_decoded_upright(tmp_path: Path, orientation: int) -> None:
+    path = write_sideways_jpeg(tmp_path / "phone.jpg", orientation)
+    full, square = np.asarray(load_rgb(path)), np.asarray(load_rgb(path, 16))
+    upright = np.asarray(upright_photo())
+    assert full.shape == upright.shape == (32, 48, 3)
+    assert np.abs(full.astype(int) - upright).mean() < 2  # JPEG's loss only
+    red, grey = np.array((220, 20, 20)), np.array((128, 128, 128))
+    assert np.abs(square[1, 1] - red).max() < 30  # the red corner at the top left
+    assert np.abs(square[14, 1] - grey).max() < 30  # not at the bottom left
+
+
+@pytest.mark.parametrize("orientation", sorted(TURNS))
+def test_every_exif_orientation_is_applied_in_full_and_in_draft_mode(
+    tmp_path: Path, orientation: int
+) -> None:
+    # Odd sides: a JPEG decoded at 1/2 or 1/4 scale ends in part of a pixel on two edges,
+    # which must be left out on whichever edges they end up when turned upright.
+    stored = Image.fromarray(np.random.default_rng(0).integers(0, 256, (131, 203, 3), np.uint8))
+    stored.save(tmp_path / "plain.jpg", quality=90)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    stored.save(tmp_path / "tagged.jpg", quality=90, exif=exif)
+    turn = TURNS[orientation]
+    for side in (None, 32, 64):  # full size, drafted at 1/4, drafted at 1/2
+        expected = np.asarray(load_rgb(tmp_path / "plain.jpg", side).transpose(turn))
+        assert np.array_equal(np.asarray(load_rgb(tmp_path / "tagged.jpg", side)), expected)
 
 
 def _write_images(folder: Path, n: int) -> list[tuple[str, int]]:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from inat.data.layout import find_classes, find_root, list_images, require_every_class
+from inat.data.layout import (
+    class_folders,
+    find_classes,
+    find_root,
+    list_images,
+    require_every_class,
+)
 from inat.errors import DataError
 
 from .trees import write_tree
@@ -66,3 +74,47 @@ def test_a_class_without_images_is_a_data_error(tree: Path) -> None:
     samples = list_images(tree / "val", classes)
     with pytest.raises(DataError, match=r"Fungi in .*val hold no readable image.*num_classes"):
         require_every_class(samples, classes, tree / "val")
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the data set, holding an image: what a link must not reach."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    Image.new("RGB", (4, 4)).save(folder / "secret.png")
+    return folder
+
+
+def test_a_class_folder_linked_outside_the_data_set_is_refused(tree: Path, outside) -> None:
+    (tree / "train" / "Etc").symlink_to(outside)
+    (tree / "val" / "Etc").symlink_to(outside)
+    with pytest.raises(DataError) as raised:
+        find_classes(tree)
+    message = str(raised.value)
+    assert f"train/Etc -> {outside}, val/Etc -> {outside}" in message
+    assert "Copy what they point to into the data set (cp -rL), or remove the links" in message
+    with pytest.raises(DataError, match=f"train holds symbolic links .*: Etc -> {outside}"):
+        class_folders(tree / "train")  # as a plain folder of class folders (inat evaluate)
+
+
+def test_an_image_linked_outside_the_data_set_is_refused(tree: Path, outside) -> None:
+    (tree / "val" / "Fungi" / "fungi_9.png").symlink_to(outside / "secret.png")
+    classes = find_classes(tree)
+    with pytest.raises(DataError, match=f"val/Fungi/fungi_9.png -> {outside / 'secret.png'}"):
+        list_images(tree / "val", classes)
+    with pytest.raises(DataError, match=f"Fungi/fungi_9.png -> {outside / 'secret.png'}"):
+        list_images(tree / "val", classes, root=tree / "val")
+
+
+def test_links_that_stay_inside_the_data_set_are_followed(tree: Path, tmp_path: Path) -> None:
+    shutil.move(tree / "train" / "Aves", tree / "pool")
+    (tree / "train" / "Aves").symlink_to(Path("..") / "pool")
+    (tree / "val" / "Fungi" / "fungi_9.png").symlink_to(Path("..") / ".." / "pool" / "aves_0.png")
+    (tmp_path / "link").symlink_to(tree)  # the data set itself reached through a link
+    for root in (tree, tmp_path / "link"):
+        classes = find_classes(root)
+        assert classes == ["Aves", "Fungi", "Plantae"]
+        assert list_images(root / "train", classes)[:6] == [
+            (f"Aves/aves_{i}.png", 0) for i in range(6)
+        ]
+        assert ("Fungi/fungi_9.png", 1) in list_images(root / "val", classes)

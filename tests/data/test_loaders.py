@@ -113,6 +113,23 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path: Path, data_cfg) -> No
         build_dataloaders({**cfg, "max_bad_fraction": 0.05}, seed=0)
 
 
+def test_one_training_image_per_class_is_refused_before_anything_is_prepared(
+    tmp_path: Path, data_cfg
+) -> None:
+    counts = {"train": {"A": 1, "B": 1, "C": 1}, "val": {"A": 1, "B": 1, "C": 1}}
+    root = write_tree(tmp_path / "set", counts)
+    with pytest.raises(DataError) as raised:
+        build_dataloaders(data_cfg(source=str(root), num_classes=3), seed=0)
+    message = str(raised.value)
+    assert "A has 1 readable image, B has 1 readable image, C has 1 readable image" in message
+    assert "each class needs at least 2" in message and "Add images to train/A/" in message
+    assert not (tmp_path / "set.prepared").exists() and not (tmp_path / "cache").exists()
+    # Two images a class are enough: one for training, one for validation.
+    write_tree(root, {"train": {"A": 2, "B": 2, "C": 2}})
+    loaders = build_dataloaders(data_cfg(source=str(root), num_classes=3), seed=0)
+    assert (len(loaders.train.dataset), len(loaders.val.dataset)) == (3, 3)
+
+
 def test_a_wrong_number_of_classes_says_how_to_fix_it(tree: Path, data_cfg) -> None:
     with pytest.raises(DataError, match=r"holds 3 classes .* Set data\.num_classes=3"):
         build_dataloaders(data_cfg(source=str(tree)), seed=0)

@@ -114,8 +114,25 @@ def test_a_corrupt_download_is_refused_and_fetched_afresh_next_time(
 
 def test_a_web_page_instead_of_a_zip_is_a_clear_data_error(tmp_path: Path, http_server) -> None:
     http_server.files["/nature_12K.zip"] = b"<!DOCTYPE html><p>Sign in to continue</p>"
-    with pytest.raises(DataError, match="is not a zip archive"):
-        resolve_source(http_server.url("/nature_12K.zip"), tmp_path / "cache")
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="is not a zip archive") as raised:
+        resolve_source(http_server.url("/nature_12K.zip"), cache)
+    # The message is true about the disk: the download is gone, nothing to delete.
+    assert "that copy is already deleted" in str(raised.value)
+    assert "delete it" not in str(raised.value)
+    assert list((cache / "downloads").iterdir()) == []
+
+
+def test_a_download_cut_short_without_a_length_is_fetched_whole(
+    tree: Path, tmp_path: Path, http_server
+) -> None:
+    served = write_zip(tree, tmp_path / "served.zip", prefix="inaturalist_12K/").read_bytes()
+    http_server.files["/nature_12K.zip"] = served
+    http_server.announce_length = False
+    http_server.cuts = [len(served) // 2]
+    root = resolve_source(http_server.url("/nature_12K.zip"), tmp_path / "cache")
+    assert _relfiles(root) == _relfiles(tree)
+    assert http_server.ranges == [None, f"bytes={len(served) // 2}-"]
 
 
 def test_zips_and_trees_in_a_storage_location(tree: Path, tmp_path: Path) -> None:

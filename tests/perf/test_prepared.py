@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from data.trees import upright_photo, write_sideways_jpeg
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -119,6 +120,19 @@ def test_same_split_and_pixels_as_the_per_image_pipeline(tmp_path: Path) -> None
     position = read_index(entry)["splits"]["train"]["files"].index(path)
     shard = np.load(entry / "train-00000.npy")
     assert np.array_equal(shard[position], decode_resized(source / "train" / path, 32))
+
+
+def test_a_photo_saved_sideways_is_prepared_upright(tmp_path: Path) -> None:
+    source = _write_jpegs(tmp_path / "set")
+    write_sideways_jpeg(source / "train" / "Aves" / "phone.jpg")
+    entry = _entry(build_dataloaders(_data_cfg(source, tmp_path / "cache"), seed=0))
+    position = read_index(entry)["splits"]["train"]["files"].index("Aves/phone.jpg")
+    prepared = np.load(entry / "train-00000.npy")[position].astype(int)
+    upright_photo().save(tmp_path / "upright.png")
+    upright = decode_resized(tmp_path / "upright.png", 32)
+    assert np.abs(prepared - upright).mean() < 2  # JPEG's loss only
+    assert np.abs(prepared[1, 1] - (220, 20, 20)).max() < 30  # the red corner at the top left
+    assert np.abs(prepared[30, 1] - 128).max() < 30  # not at the bottom left
 
 
 def test_a_second_run_reuses_the_entry_and_changes_get_their_own(tmp_path: Path, caplog) -> None:

@@ -145,6 +145,8 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
         ("no train folder", "train"),
         ("empty class folder", "Fungi"),
         ("class missing from train", "Mollusca"),
+        ("one image per class", "Aves has 1 readable image, Fungi has 1 readable image"),
+        ("class folder linked outside", "train/Etc -> "),
     ],
 )
 def test_broken_data_sets_are_refused_with_exit_65(tmp_path, case, message):
@@ -169,6 +171,19 @@ def test_broken_data_sets_are_refused_with_exit_65(tmp_path, case, message):
                 (source / name).parent.mkdir(parents=True, exist_ok=True)
                 (source / name).write_bytes(content)
         (source / "train" / "Fungi").mkdir()
+    elif case == "one image per class":
+        source = tmp_path / "tree"
+        for name, content in layout.items():
+            if name.startswith("val/") or name.endswith("/0.jpg"):
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                (source / name).write_bytes(content)
+    elif case == "class folder linked outside":
+        source = tmp_path / "tree"
+        for name, content in {**layout, "../outside/1.jpg": image}.items():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes(content)
+        for split in ("train", "val"):
+            (source / split / "Etc").symlink_to(tmp_path / "outside")
     else:
         source = _zip(tmp_path / "data.zip", {**layout, "val/Mollusca/1.jpg": image})
     done = run_inat(

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torchvision
 from helpers.runs import TINY_DATA, TINY_TRAINING, compose_cfg
-from PIL import Image
+from PIL import Image, ImageOps
 from safetensors.torch import load_file
 from torchvision.transforms import v2
 
@@ -81,13 +81,14 @@ def _batch(files: list[Path], meta: dict) -> torch.Tensor:
             v2.Normalize(pre["mean"], pre["std"]),
         ]
     )
-    return torch.stack([transform(Image.open(path).convert("RGB")) for path in files])
+    upright = [ImageOps.exif_transpose(Image.open(path)).convert("RGB") for path in files]
+    return torch.stack([transform(image) for image in upright])
 
 
 def _predicted(run: Path, files: list[Path], classes: list[str]) -> np.ndarray:
     """`inat predict`'s probabilities of every class, one row per file."""
     classifier = load_classifier(str(run))
-    rows = predict(classifier, files, top_k=len(classes))
+    rows = predict(classifier, files, top_k=len(classes))["predictions"]
     return np.array(
         [[{t["class"]: t["probability"] for t in r["top"]}[c] for c in classes] for r in rows]
     )

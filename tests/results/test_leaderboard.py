@@ -146,7 +146,9 @@ def test_a_downloaded_checkpoint_scores_identically_with_evaluate_and_predict(
     assert (
         main(["predict", str(dest), str(test_root / classes[label]), "--top-k", "3", "--json"]) == 0
     )
-    predictions = json.loads(capsys.readouterr().out)
+    predicted = json.loads(capsys.readouterr().out)
+    assert predicted["skipped"] == []
+    predictions = predicted["predictions"]
     assert len(predictions) == sum(result["test"]["confusion_matrix"][label])
     for prediction in predictions:
         probabilities = [t["probability"] for t in prediction["top"]]

@@ -95,23 +95,30 @@ def _check_folder(cfg: DictConfig, multirun: bool) -> None:
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def _hydra_train(cfg: DictConfig) -> float | None:
-    from inat.compose import validate
+    from inat.compose import name_run, validate
     from inat.sweeps.jobs import point_name
 
     _TrainState.started = True
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    swept = []
     if multirun:
         fixed = set(hydra_cfg.job.config.override_dirname.exclude_keys)
         overrides = OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task))
-        swept = [o.input_line for o in overrides if o.key_or_group not in fixed]
-        cfg.run_dir = f"{cfg.output}/{cfg.name}/{point_name(hydra_cfg.job.num, swept)}"
+        swept = [o for o in overrides if o.key_or_group not in fixed]
     try:
         validate(cfg)
+        name_run(cfg, leave_out=[o.key_or_group for o in swept])
+        if multirun:
+            point = point_name(hydra_cfg.job.num, [o.input_line for o in swept])
+            cfg.run_dir = f"{cfg.output}/{cfg.name}/{point}"
         _check_folder(cfg, multirun)
         from inat.train import train  # seconds to import: only once the config is good
 
-        return train(cfg)["best_val_accuracy"]
+        result = train(cfg)
+        if not multirun:
+            log.info("%s", next_commands(cfg.run_dir, sweep=False))
+        return result["best_val_accuracy"]
     except InatError as e:
         code = e.exit_code
         log.error("%s (exit code %d: %s)", e, code, code.name)
@@ -188,7 +195,7 @@ def _train_command(args: Sequence[str]) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from inat.sweeps.jobs import load_job
-    from inat.sweeps.run import run_all, run_point
+    from inat.sweeps.run import run_all, run_point, sweep_storage
     from inat.sweeps.worker import run_worker, run_workers, task_workers
 
     job = load_job(args.job)
@@ -211,11 +218,33 @@ def _sweep(args: argparse.Namespace) -> int:
     finished = (Status.DONE.value, Status.PRUNED.value)  # a pruned point is a result too
     if not summary:
         return ExitCode.OK
+    log.info("%s", next_commands(sweep_storage(job, args.overrides).uri, sweep=True))
     expected = summary.get("run_cap", len(summary["points"]))  # an adaptive sweep's budget
     if sum(summary["counts"].get(s, 0) for s in finished) < expected:
         log.error("not every point is done or pruned: %s of %d", summary["counts"], expected)
         return ExitCode.FAILURE
     return ExitCode.OK
+
+
+def next_commands(location: str, sweep: bool) -> str:
+    """What to do with a finished run or sweep at `location`: the commands, one a line."""
+    if sweep:
+        commands = [
+            (f"inat results {location}", "the leaderboard and plots"),
+            (f"inat results {location} --best", "the best point's config, to train again"),
+            (f"inat results {location} --download best DIR", "its checkpoint"),
+        ]
+    else:
+        commands = [
+            (f"inat results {location}", "the metrics and plots"),
+            (f"inat evaluate {location} DATA", "test accuracy on a data set or class folders"),
+            (f"inat predict {location} IMAGES...", "the classes of your images"),
+            (f"inat export {location} DEST", "a model for use without inat"),
+            ("inat sweep jobs/demo_sweep.yaml", "a sweep (see jobs/ for more)"),
+        ]
+    width = max(len(command) for command, _ in commands)
+    lines = [f"  {command.ljust(width)}  # {what}" for command, what in commands]
+    return "next:\n" + "\n".join(lines)
 
 
 def _adaptive_search(job: dict, option: str) -> Search:

@@ -30,6 +30,7 @@ from omegaconf.errors import (
 
 from inat import configs, schema
 from inat.errors import ConfigError
+from inat.rundir import run_name
 from inat.secrets import redact
 
 CONFIG_MODULE = "inat.configs"
@@ -68,7 +69,16 @@ def compose(
     except AssertionError as e:  # OmegaConf cannot set a key below a null section
         raise _unchosen_section(overrides) from e
     validate(cfg)
+    if OmegaConf.get_type(cfg) is schema.TrainConfig:
+        name_run(cfg)
     return cfg
+
+
+def name_run(cfg: DictConfig, leave_out: Sequence[str] = ()) -> None:
+    """Name a validated train config that has no name (`name` null) after what it trains,
+    `leave_out` (a multirun's swept keys) left out: see inat.rundir.run_name."""
+    if cfg.name is None:
+        cfg.name = run_name(OmegaConf.to_container(cfg, resolve=True), leave_out)
 
 
 def hydra_overrides(overrides: Sequence[str]) -> list[str]:

@@ -18,6 +18,7 @@ A sweep folder holds its points' run directories and two files of its own:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -165,6 +166,26 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def under(key: str, prefixes: Iterable[str]) -> bool:
     """Whether the dotted `key` is one of `prefixes` or below one (storage.region: storage)."""
     return any(key == k or key.startswith(f"{k}.") for k in prefixes)
+
+
+def run_name(config: Mapping[str, Any], leave_out: Iterable[str] = ()) -> str:
+    """The name of a run not given one (`name` null): its model and a hash of what it trains,
+    e.g. `scratch-3f9a1c2e`, `resnet50-0b7d4e11`.
+
+    The hash covers every key that `config_changes` compares, and `data.source`, except
+    those under `leave_out` (a multirun's swept keys: its points share one folder). A new
+    config gets a new run directory; the same config (a requeued task, a retried pod, the
+    same command after Ctrl-C) the same one, and resumes it.
+    """
+    flat = flatten(config)
+    trained = {
+        key: value
+        for key, value in flat.items()
+        if (key == "data.source" or not under(key, UNCOMPARED_KEYS)) and not under(key, leave_out)
+    }
+    text = json.dumps(trained, sort_keys=True, default=str)
+    model = re.sub(r"[^\w.-]+", "-", str(flat.get("model.backbone") or "scratch"))
+    return f"{model}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -437,11 +437,17 @@ class LoggerConfig:
 class TrainConfig:
     """The composed config of one training run (configs/train.yaml)."""
 
-    name: str = field(
-        default="default",
-        metadata=checked(Rule(_non_empty, "a non-empty name")),
+    name: str | None = field(
+        default=None,
+        metadata=checked(
+            Rule(
+                lambda v: v is None or _non_empty(v),
+                "a non-empty name, or null (named after its config)",
+            )
+        ),
     )
-    """The run's folder below `output` (a sweep's points get subfolders)."""
+    """The run's folder below `output` (a sweep's points get subfolders); null: its model and
+    a hash of its config (inat.rundir.run_name), so a new config gets a new folder."""
     output: str = field(
         default="outputs",
         metadata=checked(Rule(_non_empty, "a local folder or s3:// URI")),

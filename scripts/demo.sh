@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up, then run the main job on its embedded default: the scratch CNN
-# trained on a small generated data set, results in ./outputs/default.
+# trained on a small generated data set, results in ./outputs/scratch-<hash of its config>.
 #   bash scripts/demo.sh [HYDRA OVERRIDES...]
 set -euo pipefail
 

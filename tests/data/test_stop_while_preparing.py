@@ -31,6 +31,7 @@ def _args(tmp_path: Path, url: str) -> list[str]:
         "data.batch_size=6",
         "data.val_fraction=0.5",
         *TINY_MODEL,
+        "name=default",
         "trainer.epochs=1",
     ]
 

@@ -37,6 +37,7 @@ def _train(tmp_path: Path, source: str, *overrides: str, env: dict | None = None
         "data.batch_size=6",
         "data.val_fraction=0.5",
         *TINY_MODEL,
+        "name=default",
         "trainer.epochs=1",
         *overrides,
         env=env or {},

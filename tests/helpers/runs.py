@@ -33,7 +33,9 @@ TINY_TRAINING = [
     "trainer.epochs=3",
     "trainer.log_every_n_steps=1",
 ]
-TINY = [*TINY_DATA, *TINY_MODEL, *TINY_TRAINING]
+# A fixed name: the tests find the run at OUTPUT/default (a run not given a name is named
+# after its config: tests/train/test_run_names.py).
+TINY = [*TINY_DATA, *TINY_MODEL, *TINY_TRAINING, "name=default"]
 # On top of TINY: the tiny CNN with batch norm and Adam on a cosine schedule, which learns
 # the generated images in 15 epochs of a few seconds.
 LEARNS = [

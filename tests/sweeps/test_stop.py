@@ -131,6 +131,7 @@ def _resumes_to_the_end(tmp_path: Path, job: Path, before: dict[str, dict]) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
     assert summary["counts"] == {"done": 3}, summary
+    assert f"inat results {tmp_path}/out/s --best" in done.stdout + done.stderr
     for name, point in before.items():
         if point["status"] == "done":
             assert f"run directory: {tmp_path}/out/s/{name}" not in done.stderr + done.stdout

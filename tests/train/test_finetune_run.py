@@ -28,7 +28,7 @@ def test_head_strategy_trains_the_head_only_from_a_weights_file(tmp_path, tiny_c
         f"model.weights={weights}",
         "optimizer=adam",
         "trainer.epochs=1",
-        base=[*TINY_DATA, *TINY_TRAINING],
+        base=[*TINY_DATA, *TINY_TRAINING, "name=default"],
     )
     with caplog.at_level(logging.INFO, logger="inat"):
         result = train(cfg)

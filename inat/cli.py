@@ -25,7 +25,9 @@ import atexit
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,9 +159,14 @@ def _train_command(args: Sequence[str]) -> int:
     _TrainState.started = False
     _TrainState.failures = []
     args = hydra_overrides(args)
-    if ("-m" in args or "--multirun" in args) and (fixed := _fixed_keys(args)):
+    multirun = "-m" in args or "--multirun" in args
+    if multirun and (fixed := _fixed_keys(args)):
         quoted = ",".join(f"'{key}'" for key in fixed)
         args = [*args, f"hydra.job.config.override_dirname.exclude_keys=[{quoted}]"]
+    # Hydra's multirun.yaml (the overrides, secrets too) goes nowhere the user keeps.
+    scratch = tempfile.mkdtemp(prefix="inat-multirun-") if multirun else None
+    if scratch:
+        args = [*args, f"hydra.sweep.dir={scratch}"]
     sys.argv = ["inat train", *args]
     full_error = os.environ.get(_FULL_ERROR)
     # Hydra raises what fails to compose, instead of printing it with advice to add a `+`:
@@ -183,6 +190,8 @@ def _train_command(args: Sequence[str]) -> int:
             return ExitCode.BAD_INPUT
         return code
     finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
         if full_error is None:
             os.environ.pop(_FULL_ERROR)
         else:

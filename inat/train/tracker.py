@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -26,9 +27,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from inat.errors import ConfigError
 from inat.rundir import RunDir, flatten
 from inat.secrets import redact, redact_overrides
-from inat.storage import Storage
+from inat.storage import Storage, is_s3
 from inat.storage.local import LocalStorage
 from inat.train.csvlog import CsvLog
 
@@ -140,6 +142,8 @@ class Tracker:
         import mlflow
         from accelerate.tracking import MLflowTracker
 
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(_local_mlflow(config["output"]))
         uri = redact(self.run.uri)
         found = mlflow.search_runs(
             experiment_names=[experiment],
@@ -267,6 +271,27 @@ class Tracker:
         )
         artifact.add_file(str(local), name="state.pt")
         self.wandb.log_artifact(artifact, aliases=["best", f"epoch-{best_epoch}"])
+
+
+def _local_mlflow(output: str) -> str:
+    """The tracking URI of MLflow without a server (MLFLOW_TRACKING_URI unset): a database
+    in the output folder, beside the run directories (MLflow's own default would be
+    ./mlflow.db in the current directory). ConfigError for an output on S3."""
+    if is_s3(output):
+        raise ConfigError(
+            f"logger=mlflow with output={output} needs an MLflow server: set "
+            "MLFLOW_TRACKING_URI (e.g. http://mlflow:5000). Without one MLflow writes a local "
+            "database, which a job's machine would keep"
+        )
+    database = Path(output).resolve() / "mlflow.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{database}"
+    log.info(
+        "MLflow: MLFLOW_TRACKING_URI is not set; runs go to %s (mlflow ui --backend-store-uri %s)",
+        uri,
+        uri,
+    )
+    return uri
 
 
 def _plot_images(run: Storage) -> dict[str, Any]:

@@ -668,7 +668,11 @@ def _command(argv: list[str]) -> int:
     if argv[:1] == ["train"]:
         return _train_command(argv[1:])
     if argv[:1] == ["launch"]:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            handlers=[stop_signals.ConsoleHandler()],
+        )
         return launch(argv[1:])
     parser = _parser()
     if not argv:
@@ -682,6 +686,8 @@ def _command(argv: list[str]) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[stop_signals.ConsoleHandler()],
     )
     return args.run(args)

@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any
 
 from inat.errors import ConfigError, ExitCode, InatError
+from inat.stop_signals import PassStops
 from inat.storage import Storage
 from inat.storage.local import LocalStorage
 
@@ -199,7 +200,7 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     ]
 
 
-class RunLog(logging.Handler):
+class RunLog(PassStops, logging.Handler):
     """train.log: the log records of this attempt after those of the earlier attempts.
 
     A local file is appended line by line. An object store cannot append: the earlier

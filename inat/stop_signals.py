@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
@@ -33,6 +34,21 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT, signal.SIGHUP)
 Handler = Callable[[int, FrameType | None], None]
 
 _first: list[signal.Signals] = []  # the first stop signal of this command; empty: none yet
+
+
+class PassStops:
+    """For logging handlers: Interrupted, raised by a stop signal while a record is being
+    written, goes on to the code that logged, which stops. (Logging would print it as a
+    "Logging error" with a traceback, and carry on.)"""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], Interrupted):
+            raise  # the Interrupted being handled
+        super().handleError(record)  # type: ignore[misc]
+
+
+class ConsoleHandler(PassStops, logging.StreamHandler):
+    """The console's log handler (Hydra's job logging, inat's other commands)."""
 
 
 def requested() -> signal.Signals | None:

@@ -78,10 +78,10 @@ def run_worker(job: dict[str, Any], overrides: Sequence[str], worker: str) -> in
     sweep = sweep_storage(job, overrides)
     write_manifest(sweep, job, [])
     trained = 0
-    log.info("worker %s: taking points of %s (run_cap %d)", worker, job["name"], search.run_cap)
     # A stop signal between points (or while one is set up) is recorded: the worker takes no
     # other point, and a point being set up stops as its training starts.
     with stop_signals.recorded():
+        log.info("worker %s: taking points of %s (run_cap %d)", worker, job["name"], search.run_cap)
         while not stop_signals.requested() and (
             claim := _next(sweep, job, search, worker, timeout_s)
         ):

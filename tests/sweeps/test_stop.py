@@ -5,8 +5,8 @@ traceback, and the same command resumes the sweep to its end.
 The signal is sent when the sweep's log shows a moment: a point being set up, a point
 mid-run (its first epoch over), between two points (one just done), and for an adaptive
 sweep's worker also before it claims anything. Ctrl-C goes to the whole process group, as
-a terminal sends it; SIGTERM to `inat sweep` alone, as a scheduler sends it. Two of the
-combinations run in the soak tier only."""
+a terminal sends it; SIGTERM to `inat sweep` alone, as a scheduler sends it. Five of the
+combinations run in the soak tier only (bash scripts/test.sh --soak)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,14 @@ from inat.errors import ExitCode
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
-POINT = [*TINY_DATA, *TINY_MODEL, "scheduler=constant", f"trainer.epochs={EPOCHS}"]
+POINTS = 2
+POINT = [
+    *TINY_DATA,
+    *TINY_MODEL,
+    "data.synthetic.train_per_class=20",
+    "scheduler=constant",
+    f"trainer.epochs={EPOCHS}",
+]
 SETUP, MID_RUN, BETWEEN, BEFORE_CLAIMING = (
     "point 1/",
     f"epoch 1/{EPOCHS} train_loss=",
@@ -35,15 +42,15 @@ SETUP, MID_RUN, BETWEEN, BEFORE_CLAIMING = (
 WORKER_SETUP = "worker 0: point "
 
 SWEEPS = {
-    "grid": {"method": "grid", "parameters": {"optimizer.lr": {"values": [0.05, 0.01, 0.02]}}},
+    "grid": {"method": "grid", "parameters": {"optimizer.lr": {"values": [0.05, 0.02]}}},
     "random": {
         "method": "random",
-        "run_cap": 3,
+        "run_cap": POINTS,
         "parameters": {"optimizer.lr": {"distribution": "uniform", "min": 0.01, "max": 0.05}},
     },
     "bayes": {
         "method": "bayes",
-        "run_cap": 3,
+        "run_cap": POINTS,
         "parallelism": 1,
         "parameters": {"optimizer.lr": {"distribution": "uniform", "min": 0.01, "max": 0.05}},
     },
@@ -130,7 +137,7 @@ def _resumes_to_the_end(tmp_path: Path, job: Path, before: dict[str, dict]) -> N
     done = run_inat(tmp_path, "sweep", str(job), *location(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
-    assert summary["counts"] == {"done": 3}, summary
+    assert summary["counts"] == {"done": POINTS}, summary
     assert f"inat results {tmp_path}/out/s --best" in done.stdout + done.stderr
     for name, point in before.items():
         if point["status"] == "done":
@@ -143,7 +150,7 @@ def _resumes_to_the_end(tmp_path: Path, job: Path, before: dict[str, dict]) -> N
         ("grid", SETUP, signal.SIGINT, True),
         ("grid", MID_RUN, signal.SIGTERM, False),
         ("grid", BETWEEN, signal.SIGINT, True),
-        ("random", MID_RUN, signal.SIGINT, True),
+        pytest.param("random", MID_RUN, signal.SIGINT, True, marks=pytest.mark.soak),
         pytest.param("random", BETWEEN, signal.SIGTERM, False, marks=pytest.mark.soak),
     ],
 )
@@ -163,8 +170,8 @@ def test_a_stop_signal_stops_a_grid_or_random_sweep_and_the_command_resumes_it(
     [
         (1, BEFORE_CLAIMING, signal.SIGTERM, False),
         (1, WORKER_SETUP, signal.SIGTERM, False),
-        (1, MID_RUN, signal.SIGINT, True),
-        (1, BETWEEN, signal.SIGTERM, False),
+        pytest.param(1, MID_RUN, signal.SIGINT, True, marks=pytest.mark.soak),
+        pytest.param(1, BETWEEN, signal.SIGTERM, False, marks=pytest.mark.soak),
         (2, MID_RUN, signal.SIGINT, True),
         pytest.param(2, MID_RUN, signal.SIGTERM, False, marks=pytest.mark.soak),
     ],

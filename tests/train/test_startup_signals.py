@@ -8,6 +8,8 @@ command has opened it, so the signal lands while the command waits there."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +18,10 @@ from pathlib import Path
 import pytest
 from helpers.runs import inat_command
 
-from inat.errors import ExitCode
+from inat.errors import ExitCode, Interrupted
+from inat.rundir import RunLog
+from inat.stop_signals import ConsoleHandler
+from inat.storage import LocalStorage
 
 
 def _signal_while_reading(tmp_path: Path, pipe: Path, args: list[str], sig: int) -> str:
@@ -57,3 +62,28 @@ def test_sigterm_to_the_launcher_while_its_process_starts_exits_75(tmp_path: Pat
     assert "received SIGTERM: passed on to 1 process(es)" in output
     assert "stopped by SIGTERM while starting" in output
     assert "Traceback" not in output
+
+
+class _Interrupting(io.StringIO):
+    """A stream whose write is where a stop signal's Interrupted comes up."""
+
+    def write(self, text: str) -> int:
+        raise Interrupted("stopped by SIGTERM while starting; nothing to save yet")
+
+
+@pytest.mark.parametrize("handler", ["console", "train.log"])
+def test_a_stop_signal_while_a_line_is_logged_stops_the_code_that_logged(
+    tmp_path: Path, handler: str
+) -> None:
+    # Logging prints an exception raised while it writes as a "Logging error" traceback
+    # and goes on: a stop signal landing there would be lost.
+    if handler == "console":
+        written = ConsoleHandler(_Interrupting())
+    else:
+        written = RunLog(LocalStorage(tmp_path))
+        written._file = _Interrupting()
+    logger = logging.getLogger(f"test-{handler}")
+    logger.addHandler(written)
+    logger.propagate = False
+    with pytest.raises(Interrupted):
+        logger.warning("a line")

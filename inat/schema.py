@@ -178,10 +178,15 @@ class DataConfig:
     """A .zip, a folder, an http(s) URL, an s3:// URI or "synthetic"."""
     cache_dir: str | None = None
     """Where archives are extracted; null: $SLURM_TMPDIR, $TMPDIR or the user cache dir."""
+    prepared_dir: str | None = None
+    """Where prepared images are shared between nodes: a shared folder or s3:// URI; null:
+    each node's cache dir. Never beside the data set."""
     image_size: int = field(default=224, metadata=checked(IMAGE_SIZE))
     """Side of the square images the model sees."""
     val_fraction: float = field(default=0.2, metadata=checked(number(0, 1, low_open=True)))
-    """Share of train/ held out."""
+    """Share of train/ held out for validation (of a flat folder: of what the test left)."""
+    test_fraction: float = field(default=0.2, metadata=checked(number(0, 1, low_open=True)))
+    """A flat folder of class folders (no train/ and val/): share held out for the test."""
     split_seed: int = field(default=0, metadata=checked(int_at_least(0)))
     pipeline: str = field(default="prepared", metadata=checked(one_of(*PIPELINES)))
     augment: bool = False

@@ -1,6 +1,8 @@
-"""The layout of a data set folder: <root>/train/<class>/<images>, <root>/val/<class>/<images>.
+"""The layout of a data set folder: <root>/train/<class>/<images>, <root>/val/<class>/<images>,
+or a plain folder of class folders, <root>/<class>/<images> (FLAT).
 
-train/ is split into training and validation data; val/ is the test set.
+train/ is split into training and validation data; val/ is the test set. A flat folder's
+images are split into all three (inat.data.split).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from inat.errors import DataError
 
 SPLITS = ("train", "val")
+FLAT = "."  # the "split folder" of a flat data set: its root
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 Sample = tuple[str, int]
@@ -25,8 +28,21 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p.name))
 
 
-def _has_splits(folder: Path) -> bool:
+def has_splits(folder: Path) -> bool:
+    """Whether `folder` holds train/ and val/ (else it is a flat folder of class folders)."""
     return all((folder / split).is_dir() for split in SPLITS)
+
+
+def _is_flat(folder: Path) -> bool:
+    """Whether `folder` is a plain folder of class folders: two or more, images in them."""
+    subfolders = _subfolders(folder)
+    return len(subfolders) >= 2 and any(
+        p.suffix.lower() in IMAGE_SUFFIXES for sub in subfolders for p in sub.iterdir()
+    )
+
+
+def _is_root(folder: Path) -> bool:
+    return has_splits(folder) or _is_flat(folder)
 
 
 def _describe(folder: Path, depth: int = 1) -> str:
@@ -41,19 +57,21 @@ def _describe(folder: Path, depth: int = 1) -> str:
 
 
 def find_root(folder: Path, source: str | None = None) -> Path:
-    """The folder holding train/ and val/: `folder` itself or its only subfolder.
+    """The data set's folder: the one holding train/ and val/, or class folders of images;
+    `folder` itself or its only subfolder.
 
     `source` names where `folder` came from (an archive, a URL) for the message.
     """
-    if _has_splits(folder):
+    if _is_root(folder):
         return folder
     subfolders = _subfolders(folder)
-    if len(subfolders) == 1 and _has_splits(subfolders[0]):
+    if len(subfolders) == 1 and _is_root(subfolders[0]):
         return subfolders[0]
     raise DataError(
-        f"{source or folder} has no train/ and val/ folders; found: {_describe(folder)}. "
-        "A data set needs train/<class>/<images> and val/<class>/<images>, at its top or in "
-        "its only subfolder (like inaturalist_12K/ in nature_12K.zip). Check data.source."
+        f"{source or folder} has no train/ and val/ folders and no class folders of images; "
+        f"found: {_describe(folder)}. A data set needs train/<class>/<images> and "
+        "val/<class>/<images>, or two or more <class>/<images> folders, at its top or in its "
+        "only subfolder (like inaturalist_12K/ in nature_12K.zip). Check data.source."
     )
 
 

@@ -19,7 +19,16 @@ from inat.data.datasets import (
     build_transform,
     find_unreadable,
 )
-from inat.data.layout import Sample, find_classes, list_images, require_every_class
+from inat.data.layout import (
+    FLAT,
+    SPLITS,
+    Sample,
+    class_folders,
+    find_classes,
+    has_splits,
+    list_images,
+    require_every_class,
+)
 from inat.data.prepared import prepare
 from inat.data.shards import (
     PreparedImages,
@@ -49,6 +58,8 @@ class DataLoaders:
     val: DataLoader  # held out from train/, not shuffled
     test: DataLoader  # the data set's val/ folder, not shuffled
     classes: list[str]
+    # How the images were split: the layout, fractions, seed and counts (result.json).
+    split: dict[str, Any]
     # Files left out because they are not readable images, relative to the data set root
     # ("train/Aves/x.jpg"), and those that failed to decode when prepared.
     skipped: list[str] = field(default_factory=list)
@@ -76,7 +87,7 @@ def _readable_samples(
 ) -> tuple[list[Sample], list[str]]:
     """The images of `root/split` that open, and those that do not (relative to `root`)."""
     folder = root / split
-    samples = list_images(folder, classes)
+    samples = list_images(folder, classes, root=root)
     bad = {
         path.relative_to(folder).as_posix()
         for path in find_unreadable([folder / relpath for relpath, _ in samples])
@@ -99,7 +110,7 @@ def _readable_samples(
         )
         samples = [sample for sample in samples if sample[0] not in bad]
     require_every_class(samples, classes, folder)
-    return samples, [f"{split}/{relpath}" for relpath in sorted(bad)]
+    return samples, [(Path(split) / relpath).as_posix() for relpath in sorted(bad)]
 
 
 def build_dataloaders(
@@ -113,21 +124,37 @@ def build_dataloaders(
     """
     source = _setting(cfg, "source")
     root = resolve_source(source, cfg.get("cache_dir"), cfg.get("synthetic"), settings)
-    classes = find_classes(root)
+    flat = not has_splits(root)
+    classes = class_folders(root) if flat else find_classes(root)
     num_classes = _setting(cfg, "num_classes")
     if len(classes) != num_classes:
         raise DataError(
-            f"{root / 'train'} holds {len(classes)} classes ({', '.join(classes)}) but "
-            f"data.num_classes={num_classes}. Set data.num_classes={len(classes)} "
-            "or point data.source at the data set you meant."
+            f"{root if flat else root / 'train'} holds {len(classes)} classes "
+            f"({', '.join(classes)}) but data.num_classes={num_classes}. Set "
+            f"data.num_classes={len(classes)} or point data.source at the data set you meant."
         )
-    max_bad_fraction = _setting(cfg, "max_bad_fraction")
-    train_all, skipped_train = _readable_samples(root, "train", classes, max_bad_fraction)
-    test, skipped_test = _readable_samples(root, "val", classes, max_bad_fraction)
-    require_splittable(train_all, classes, root / "train")
-    train, val = stratified_split(
-        train_all, _setting(cfg, "val_fraction"), _setting(cfg, "split_seed")
-    )
+    max_bad_fraction, split_seed = _setting(cfg, "max_bad_fraction"), _setting(cfg, "split_seed")
+    if flat:  # the test set is held out of the class folders like the validation set
+        train_split = test_split = FLAT
+        images, skipped = _readable_samples(root, FLAT, classes, max_bad_fraction)
+        require_splittable(images, classes, root, flat=True)
+        train_all, test = stratified_split(images, _setting(cfg, "test_fraction"), split_seed)
+        log.info(
+            "%s has no train/ and val/: its class folders are split, per class, into test "
+            "(data.test_fraction=%g), validation (data.val_fraction=%g of the rest) and "
+            "training images, by data.split_seed=%d",
+            root,
+            _setting(cfg, "test_fraction"),
+            _setting(cfg, "val_fraction"),
+            split_seed,
+        )
+    else:
+        train_split, test_split = SPLITS
+        train_all, skipped_train = _readable_samples(root, train_split, classes, max_bad_fraction)
+        test, skipped_test = _readable_samples(root, test_split, classes, max_bad_fraction)
+        skipped = skipped_train + skipped_test
+        require_splittable(train_all, classes, root / train_split)
+    train, val = stratified_split(train_all, _setting(cfg, "val_fraction"), split_seed)
     log.info(
         "data set %s: %d classes; %d training, %d validation and %d test images",
         root,
@@ -136,21 +163,40 @@ def build_dataloaders(
         len(val),
         len(test),
     )
+    split = {
+        "layout": "class folders" if flat else "train/ and val/",
+        "val_fraction": _setting(cfg, "val_fraction"),
+        **({"test_fraction": _setting(cfg, "test_fraction")} if flat else {}),
+        "split_seed": split_seed,
+        "images": {"train": len(train), "validation": len(val), "test": len(test)},
+    }
 
     image_size = _setting(cfg, "image_size")
     augment = _setting(cfg, "augment")
     pipeline = _setting(cfg, "pipeline")
     train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
     if pipeline == "prepared":
-        files = {"train": [path for path, _ in train_all], "val": [path for path, _ in test]}
+        # A flat folder's images are one split of the prepared data, its three sets subsets.
+        files = {
+            train_split: [path for path, _ in train_all],
+            test_split: [path for path, _ in test],
+        }
+        if flat:
+            files = {FLAT: [path for path, _ in images]}
         cache = cache_folder(cfg.get("cache_dir"))
-        folder = prepare(str(source), root, files, image_size, cache, settings)
+        folder = prepare(
+            str(source), root, files, image_size, cache, cfg.get("prepared_dir"), settings
+        )
         splits = read_index(folder)["splits"]
-        failed = [f"{split}/{relpath}" for split in files for relpath in splits[split]["failed"]]
+        failed = [
+            (Path(split) / relpath).as_posix()
+            for split in files
+            for relpath in splits[split]["failed"]
+        ]
         datasets: tuple[Dataset, ...] = (
-            PreparedImages(folder, "train", train),
-            PreparedImages(folder, "train", val),
-            PreparedImages(folder, "val", test),
+            PreparedImages(folder, train_split, train),
+            PreparedImages(folder, train_split, val),
+            PreparedImages(folder, test_split, test),
         )
         collates = (collate_channels_last, collate_normalized, collate_normalized)
         train_transform = BatchTransform(augment)
@@ -160,9 +206,9 @@ def build_dataloaders(
         augmented = build_transform(image_size, augment=True) if augment else plain
         failed, failures = [], DecodeFailures()
         datasets = (
-            ImageFolderDataset(root / "train", train, augmented, failures),
-            ImageFolderDataset(root / "train", val, plain, failures),
-            ImageFolderDataset(root / "val", test, plain, failures),
+            ImageFolderDataset(root / train_split, train, augmented, failures),
+            ImageFolderDataset(root / train_split, val, plain, failures),
+            ImageFolderDataset(root / test_split, test, plain, failures),
         )
         collates = (None, None, None)
     workers = resolve_workers(_setting(cfg, "num_workers"))
@@ -200,7 +246,8 @@ def build_dataloaders(
             **options,
         ),
         classes=classes,
-        skipped=sorted({*skipped_train, *skipped_test, *failed}),
+        split=split,
+        skipped=sorted({*skipped, *failed}),
         train_transform=train_transform,
         decode_failures=failures,
     )

@@ -3,13 +3,13 @@
 An entry (the files of inat.data.shards) is keyed by the data set's content hash and the
 preparation settings (image side, shard format): changed images or another
 data.image_size get their own entry, and a copy of the same images anywhere finds it.
-Where entries live, so that every sweep point and every node reuses them:
+Where entries live (nothing is written beside the data set):
 
-  s3:// source         published to <source>.prepared/<key>/ by the first node that prepares
-                       it, and copied once per node into the cache dir (data.cache_dir)
-  local zip or folder  <source>.prepared/<key>/ beside it, used in place (the cache dir
-                       when that folder cannot be written)
-  URL or synthetic     the cache dir
+  data.prepared_dir null         the cache dir (data.cache_dir), for the runs of this node
+  data.prepared_dir s3://...     published to <prepared_dir>/<key>/ by the first node that
+                                 prepares it, and copied once per node into the cache dir
+  data.prepared_dir a folder     <prepared_dir>/<key>/, used in place (a shared file system:
+                                 every node's runs read one copy)
 
 Each folder of entries is managed by inat.data.cache.cached_entry: one process builds an
 entry, under a file lock, and it appears complete or not at all.
@@ -34,7 +34,6 @@ from inat.storage import S3Settings, Storage, atomic_write, is_s3, open_storage
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".prepared"
 _IO_THREADS = 8  # hashing and S3 transfers wait on storage, not on the CPU
 _WRITER = "files_in"  # index key: the folder of the published copy that holds its shards
 
@@ -68,7 +67,7 @@ def content_hash(root: Path, relpaths: Sequence[str], memo_dir: Path) -> str:
 
 def _writable(folder: Path) -> bool:
     try:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
             return True
     except OSError:
@@ -76,18 +75,22 @@ def _writable(folder: Path) -> bool:
 
 
 def _places(
-    source: str, cache_dir: Path, settings: S3Settings | None
+    prepared_dir: str | None, cache_dir: Path, settings: S3Settings | None
 ) -> tuple[Path, Storage | None]:
-    """(the local folder of the entries of `source`, the storage they are published to)."""
-    if is_s3(source):
-        return cache_dir, open_storage(source.rstrip("/") + SUFFIX, settings)
-    path = Path(source).expanduser()
-    if path.exists():
-        path = path.resolve()
-        beside = path.with_name(path.name + SUFFIX)
-        if _writable(beside):
-            return beside, None
-        log.info("cannot write %s; keeping prepared images in %s instead", beside, cache_dir)
+    """(the local folder of the entries, the storage they are published to), for
+    data.prepared_dir; see the module docstring."""
+    if prepared_dir is None:
+        return cache_dir, None
+    if is_s3(prepared_dir):
+        return cache_dir, open_storage(prepared_dir.rstrip("/"), settings)
+    folder = Path(prepared_dir).expanduser().resolve()
+    if _writable(folder):
+        return folder, None
+    log.warning(
+        "cannot write data.prepared_dir=%s; keeping prepared images in %s instead",
+        folder,
+        cache_dir,
+    )
     return cache_dir, None
 
 
@@ -150,18 +153,19 @@ def prepare(
     files: Mapping[str, Sequence[str]],
     side: int,
     cache_dir: Path,
+    prepared_dir: str | None = None,
     settings: S3Settings | None = None,
 ) -> Path:
     """The folder of the prepared images of `files` (split -> paths relative to root/split).
 
     `root` is where resolve_source(`source`) put the data set. The entry is found in place,
-    copied from where `source`'s entries are published, or built (and published);
-    `settings` are the storage settings of an s3:// source.
+    copied from where `prepared_dir` publishes entries, or built (and published);
+    `settings` are the storage settings of an s3:// `prepared_dir`.
     """
     relpaths = [f"{split}/{relpath}" for split, names in files.items() for relpath in names]
     content = content_hash(root, relpaths, cache_dir)
     key = cache_key("prepared", f"{side}px", f"format={FORMAT} side={side} content={content}")
-    folder, shared = _places(source, cache_dir, settings)
+    folder, shared = _places(prepared_dir, cache_dir, settings)
     published = shared.child(key) if shared is not None else None
 
     def build(tmp: Path) -> None:

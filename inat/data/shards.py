@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, default_collate
 
 from inat.data.batch_transform import BatchTransform
 from inat.data.datasets import UNREADABLE, load_rgb
-from inat.data.layout import Sample
+from inat.data.layout import FLAT, Sample
 from inat.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def write_shards(
             shards, failed = [], []
             for first in range(0, len(relpaths), SHARD_IMAGES):
                 chunk = relpaths[first : first + SHARD_IMAGES]
-                name = f"{split}-{first // SHARD_IMAGES:05d}.npy"
+                name = f"{'images' if split == FLAT else split}-{first // SHARD_IMAGES:05d}.npy"
                 array = np.lib.format.open_memmap(
                     dest / name, mode="w+", dtype=np.uint8, shape=(len(chunk), side, side, 3)
                 )

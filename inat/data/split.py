@@ -1,4 +1,5 @@
-"""Hold out a stratified share of train/ for validation, identically on every node."""
+"""Hold out stratified shares of the images (validation; the test of a flat folder of class
+folders), identically on every node."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 
 from inat.data.layout import Sample
 from inat.errors import DataError
-
-MIN_PER_CLASS = 2  # one image for training and one for validation
 
 
 def _rank(seed: int, relpath: str) -> tuple[bytes, str]:
@@ -43,20 +42,33 @@ def stratified_split(
     return sorted(train), sorted(val)
 
 
-def require_splittable(samples: Sequence[Sample], classes: Sequence[str], split_dir: Path) -> None:
-    """DataError naming the classes of `split_dir` (train/) with too few images to hold one
-    out for validation and keep one for training."""
+def require_splittable(
+    samples: Sequence[Sample], classes: Sequence[str], split_dir: Path, flat: bool = False
+) -> None:
+    """DataError naming the classes of `split_dir` (train/, or a flat folder of class
+    folders) with too few images to keep one for training and hold one out for validation
+    (and, `flat`, one for the test)."""
+    held_out = ["validation", "test"] if flat else ["validation"]
+    need = 1 + len(held_out)
     counts = Counter(label for _, label in samples)
-    few = [
-        (name, counts[label]) for label, name in enumerate(classes) if counts[label] < MIN_PER_CLASS
-    ]
-    if few:
-        listed = ", ".join(f"{name} has {n} readable image{'s' * (n != 1)}" for name, n in few)
-        folders = ", ".join(f"{split_dir.name}/{name}/" for name, _ in few)
+    few = [(name, counts[label]) for label, name in enumerate(classes) if counts[label] < need]
+    if not few:
+        return
+    listed = ", ".join(f"{name} has {n} readable image{'s' * (n != 1)}" for name, n in few)
+    if flat:
+        folders = ", ".join(f"{name}/" for name, _ in few)
         raise DataError(
-            f"too few images in {split_dir} to hold out a validation split: {listed}; "
-            f"each class needs at least {MIN_PER_CLASS}, one kept for training and "
-            "data.val_fraction of them (at least one) held out for validation. "
-            f"Add images to {folders}, or remove the class from train/ and val/ and set "
-            "data.num_classes to the new number of classes."
+            f"too few images in {split_dir} to hold out a validation and a test split: "
+            f"{listed}; each class needs at least {need}, one kept for training and "
+            "data.val_fraction and data.test_fraction of them (at least one each) held out "
+            f"for validation and test. Add images to {folders}, or remove the class folder "
+            "and set data.num_classes to the new number of classes."
         )
+    folders = ", ".join(f"{split_dir.name}/{name}/" for name, _ in few)
+    raise DataError(
+        f"too few images in {split_dir} to hold out a validation split: {listed}; "
+        f"each class needs at least {need}, one kept for training and "
+        "data.val_fraction of them (at least one) held out for validation. "
+        f"Add images to {folders}, or remove the class from train/ and val/ and set "
+        "data.num_classes to the new number of classes."
+    )

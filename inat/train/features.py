@@ -129,6 +129,7 @@ def feature_loaders(
             generator=torch.Generator().manual_seed(seed),
         ),
         classes=data.classes,
+        split=data.split,
         skipped=data.skipped,
         decode_failures=data.decode_failures,
     )

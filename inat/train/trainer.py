@@ -328,6 +328,7 @@ class Trainer:
                 "name": self.cfg.name,
                 "run_dir": self.run_dir.uri,
                 "classes": self.data.classes,
+                "data_split": self.data.split,
                 "skipped_images": self.data.skipped_images(),
                 "epochs_planned": self.epochs,
                 "cached_features": self.features,

@@ -12,6 +12,7 @@ from inat.data.layout import (
     class_folders,
     find_classes,
     find_root,
+    has_splits,
     list_images,
     require_every_class,
 )
@@ -118,3 +119,16 @@ def test_links_that_stay_inside_the_data_set_are_followed(tree: Path, tmp_path: 
             (f"Aves/aves_{i}.png", 0) for i in range(6)
         ]
         assert ("Fungi/fungi_9.png", 1) in list_images(root / "val", classes)
+
+
+def test_a_folder_of_class_folders_of_images_is_a_data_set_root(tmp_path: Path) -> None:
+    for name in ("Amphibia", "Aves"):
+        (tmp_path / "outer" / "photos" / name).mkdir(parents=True)
+        (tmp_path / "outer" / "photos" / name / "0.jpg").write_bytes(b"")
+    photos = tmp_path / "outer" / "photos"
+    assert find_root(photos) == photos
+    assert find_root(tmp_path / "outer") == photos  # its only subfolder
+    assert not has_splits(photos)
+    # One class folder is no data set: it could as well be a wrapper folder.
+    with pytest.raises(DataError, match="no class folders of images"):
+        find_root(photos / "Aves")

@@ -123,7 +123,7 @@ def test_one_training_image_per_class_is_refused_before_anything_is_prepared(
     message = str(raised.value)
     assert "A has 1 readable image, B has 1 readable image, C has 1 readable image" in message
     assert "each class needs at least 2" in message and "Add images to train/A/" in message
-    assert not (tmp_path / "set.prepared").exists() and not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache").exists()  # nothing prepared
     # Two images a class are enough: one for training, one for validation.
     write_tree(root, {"train": {"A": 2, "B": 2, "C": 2}})
     loaders = build_dataloaders(data_cfg(source=str(root), num_classes=3), seed=0)
@@ -151,3 +151,56 @@ def test_accelerate_swaps_in_its_seedable_sampler(synthetic_cfg) -> None:
         assert sum(len(labels) for _, labels in train) == 160
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.parametrize("pipeline", ["images", "prepared"])
+def test_a_flat_folder_of_class_folders_is_split_into_train_validation_and_test(
+    tmp_path: Path, data_cfg, pipeline: str
+) -> None:
+    # Photos sorted by class, no train/ and val/: what a user has on disk.
+    flat = write_tree(tmp_path / "tree", {"photos": {"Aves": 10, "Fungi": 10, "Plantae": 10}})
+    cfg = data_cfg(
+        source=str(flat / "photos"),
+        image_size=16,
+        batch_size=4,
+        num_classes=3,
+        pipeline=pipeline,
+        test_fraction=0.2,
+        val_fraction=0.25,
+    )
+    loaders = build_dataloaders(OmegaConf.create(cfg), seed=0)
+    assert loaders.classes == ["Aves", "Fungi", "Plantae"]
+    train, val, test = (
+        {path for path, _ in loader.dataset.samples}
+        for loader in (loaders.train, loaders.val, loaders.test)
+    )
+    # Per class: 2 of 10 for the test, 2 of the other 8 for validation, 6 to train.
+    assert (len(train), len(val), len(test)) == (18, 6, 6)
+    assert not train & val and not train & test and not val & test
+    assert Counter(path.split("/")[0] for path in test) == dict.fromkeys(loaders.classes, 2)
+    assert loaders.split == {
+        "layout": "class folders",
+        "val_fraction": 0.25,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+        "images": {"train": 18, "validation": 6, "test": 6},
+    }
+    images, labels = next(iter(loaders.test))
+    assert images.shape == (4, 3, 16, 16) and labels.dtype == torch.int64
+    # The same on every node and every run; another seed, another split.
+    again = build_dataloaders(OmegaConf.create(cfg), seed=1)
+    assert {path for path, _ in again.test.dataset.samples} == test
+    other = build_dataloaders(OmegaConf.create({**cfg, "split_seed": 1}), seed=0)
+    assert {path for path, _ in other.test.dataset.samples} != test
+
+
+def test_a_flat_folder_with_a_class_too_small_for_three_splits_is_refused(
+    tmp_path: Path, data_cfg
+) -> None:
+    flat = write_tree(tmp_path / "tree", {"photos": {"Aves": 10, "Fungi": 2}})
+    cfg = data_cfg(source=str(flat / "photos"), num_classes=2, pipeline="images")
+    with pytest.raises(DataError) as raised:
+        build_dataloaders(OmegaConf.create(cfg), seed=0)
+    message = str(raised.value)
+    assert "Fungi has 2 readable images" in message and "at least 3" in message
+    assert "data.test_fraction" in message

@@ -115,7 +115,8 @@ def test_same_split_and_pixels_as_the_per_image_pipeline(tmp_path: Path) -> None
     assert (val - next(iter(images.val))[0]).abs().mean() < 0.07
 
     entry = _entry(prepared)
-    assert entry.parent == tmp_path / "set.prepared"  # beside the source, used in place
+    assert entry.parent == tmp_path / "cache"  # the node's cache: nothing beside the source
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "set"]
     path = "Fungi/1.jpg"
     position = read_index(entry)["splits"]["train"]["files"].index(path)
     shard = np.load(entry / "train-00000.npy")
@@ -168,16 +169,23 @@ def test_an_image_that_fails_to_decode_is_replaced_by_the_next(tmp_path: Path) -
     assert torch.equal(broken_image, next_image) and label == next_label == 1
 
 
-def test_an_unwritable_place_beside_the_source_falls_back_to_the_cache_dir(tmp_path) -> None:
+def test_a_shared_prepared_dir_is_used_in_place_or_the_cache_dir_if_unwritable(
+    tmp_path,
+) -> None:
     source = _write_jpegs(tmp_path / "set")
-    (tmp_path / "set.prepared").write_text("a file where the folder would go")
-    loaders = build_dataloaders(_data_cfg(source, tmp_path / "cache"), seed=0)
-    assert _entry(loaders).parent == tmp_path / "cache"
+    shared = tmp_path / "shared" / "prepared"
+    loaders = build_dataloaders(
+        _data_cfg(source, tmp_path / "cache", prepared_dir=str(shared)), seed=0
+    )
+    assert _entry(loaders).parent == shared
+    (tmp_path / "blocked").write_text("a file where the folder would go")
+    blocked = _data_cfg(source, tmp_path / "cache", prepared_dir=str(tmp_path / "blocked"))
+    assert _entry(build_dataloaders(blocked, seed=0)).parent == tmp_path / "cache"
 
 
 def test_eight_processes_preparing_at_once_make_one_intact_copy(tmp_path: Path) -> None:
     source = _write_jpegs(tmp_path / "set", train=20)
-    cfg = _data_cfg(source, tmp_path / "cache")
+    cfg = _data_cfg(source, tmp_path / "cache", prepared_dir=str(tmp_path / "shared"))
 
     def work(_: int) -> str:
         entry = _entry(build_dataloaders(cfg, seed=0))
@@ -185,7 +193,7 @@ def test_eight_processes_preparing_at_once_make_one_intact_copy(tmp_path: Path) 
 
     answers = _in_processes(8, work)
     assert len(set(answers)) == 1, answers  # one folder, one index: built once
-    siblings = sorted(p.name for p in (tmp_path / "set.prepared").iterdir())
+    siblings = sorted(p.name for p in (tmp_path / "shared").iterdir())
     entry = Path(answers[0].split()[0])
     assert siblings == [entry.name, f"{entry.name}.lock"]  # no leftovers
     for name, array in _arrays(entry).items():
@@ -222,7 +230,8 @@ def test_an_s3_source_is_prepared_once_then_copied_by_other_nodes(
 ) -> None:
     caplog.set_level(logging.INFO)
     source = _upload(s3_client, s3_bucket, _write_jpegs(tmp_path / "set"), "data/set")
-    first = _entry(build_dataloaders(_data_cfg(source, tmp_path / "node1"), seed=0))
+    shared = {"prepared_dir": f"s3://{s3_bucket}/data/set.prepared"}
+    first = _entry(build_dataloaders(_data_cfg(source, tmp_path / "node1", **shared), seed=0))
     assert first.parent == tmp_path / "node1"
     index, keys = _published(s3_client, s3_bucket, "data/set.prepared/")
     assert f"data/set.prepared/{first.name}/{INDEX}" in keys
@@ -230,7 +239,7 @@ def test_an_s3_source_is_prepared_once_then_copied_by_other_nodes(
         assert f"data/set.prepared/{first.name}/{index['files_in']}/{shard['name']}" in keys
 
     caplog.clear()
-    second = _entry(build_dataloaders(_data_cfg(source, tmp_path / "node2"), seed=0))
+    second = _entry(build_dataloaders(_data_cfg(source, tmp_path / "node2", **shared), seed=0))
     assert second.name == first.name and second.parent == tmp_path / "node2"
     assert "copying prepared images from" in caplog.text
     assert "images/s" not in caplog.text  # nothing decoded on the second node
@@ -244,9 +253,11 @@ def test_eight_nodes_preparing_an_s3_source_at_once_publish_one_complete_copy(
     tmp_path: Path, s3_client, s3_bucket: str
 ) -> None:
     source = _upload(s3_client, s3_bucket, _write_jpegs(tmp_path / "set"), "data/set")
+    shared = {"prepared_dir": f"s3://{s3_bucket}/data/set.prepared"}
 
     def work(i: int) -> str:
-        entry = _entry(build_dataloaders(_data_cfg(source, tmp_path / f"node{i}"), seed=0))
+        cfg = _data_cfg(source, tmp_path / f"node{i}", **shared)
+        entry = _entry(build_dataloaders(cfg, seed=0))
         return str(entry)
 
     entries = [Path(answer) for answer in _in_processes(8, work)]

@@ -309,6 +309,9 @@ def allowed_words(kind: Any, key: str) -> str:
                 return f.metadata["rule"].allowed
             type_name = str(f.type)
             optional = re.fullmatch(r"(.*) \| None", type_name)
-            words = _TYPE_WORDS.get(optional[1] if optional else type_name, type_name)
+            base = optional[1] if optional else type_name
+            if base.endswith("Config"):  # a section a group option fills (logger=wandb)
+                return "null (off), or its keys once its group option is chosen"
+            words = _TYPE_WORDS.get(base, type_name)
             return f"null or {words}" if optional else words
     return "a value of the right type"

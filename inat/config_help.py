@@ -1,9 +1,10 @@
 """The config section of `inat train --help`: every key of the composed config with its
 value, the comment its YAML file gives it and what its schema allows.
 
-Hydra's help template (configs/hydra/default.yaml) calls the `inat_config_help` resolver,
-which inat.schema registers; the comments come from the group files chosen (hydra's
-runtime choices) and train.yaml, the allowed values from inat/schema.py.
+Hydra's help template (configs/hydra/default.yaml) calls the `inat_config_groups` and
+`inat_config_help` resolvers, which inat.schema registers; the comments come from the group
+files chosen (hydra's runtime choices) and train.yaml, the allowed values from
+inat/schema.py.
 """
 
 from __future__ import annotations
@@ -82,3 +83,15 @@ def annotated(root: DictConfig) -> str:
     values.pop("hydra", None)
     text = "\n".join(_lines(root, values, "", _comments(root)))
     return text.replace("$", "$$")
+
+
+def groups() -> str:
+    """The groups a user chooses options of (group=option), a line each: the folders of
+    configs/ (the schema/* groups of inat.schema are types, never chosen)."""
+    folders = sorted(
+        p for p in CONFIGS.iterdir() if p.name != "hydra" and p.is_dir() and any(p.glob("*.yaml"))
+    )
+    return "\n".join(
+        f"{folder.name}: {', '.join(sorted(f.stem for f in folder.glob('*.yaml')))}"
+        for folder in folders
+    )

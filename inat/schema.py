@@ -492,10 +492,17 @@ def _config_help(*, _root_: Any) -> str:
     return annotated(_root_)
 
 
+def _config_groups() -> str:
+    from inat.config_help import groups
+
+    return groups()
+
+
 def register() -> None:
     """Store every schema in Hydra's ConfigStore, where the YAML files find them, and the
     resolver of `inat train --help`'s config section (see inat.config_help)."""
     OmegaConf.register_new_resolver("inat_config_help", _config_help, replace=True)
+    OmegaConf.register_new_resolver("inat_config_groups", _config_groups, replace=True)
     store = ConfigStore.instance()
     store.store(group="schema", name="train", node=TrainConfig)
     for group, name, node in (

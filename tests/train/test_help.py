@@ -61,3 +61,21 @@ def test_the_readme_and_the_config_list_the_backbones_the_code_accepts():
     [line] = [line for line in README.read_text().splitlines() if "finetune (" in line]
     in_readme = re.search(r"finetune \(([^)]*)\)", line)[1].split(", ")
     assert in_readme == accepted
+
+
+def test_train_help_lists_the_groups_to_choose_and_says_how_to_see_another_options_keys(
+    tmp_path,
+):
+    done = run_inat(tmp_path, "train", "--help")
+
+    assert done.returncode == 0, done.stderr
+    groups = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = [line.split(":")[0] for line in groups.splitlines() if ": " in line]
+    assert listed == [
+        "data", "experiment", "logger", "model", "optimizer", "scheduler", "storage", "trainer"
+    ]  # fmt: skip
+    assert "schema" not in groups
+    assert "inat train model=finetune --help" in done.stdout
+    # A tracker's section in words, not a type name.
+    assert "  wandb: null  # allowed: null (off), or its keys once" in done.stdout
+    assert "WandbConfig" not in done.stdout

@@ -418,6 +418,8 @@ class MLflowConfig:
 
     experiment: str | None = None
     """The experiment; null: the sweep's name for sweep points, else the run's name."""
+    log_checkpoint: bool = False
+    """Also log the best checkpoint as an artifact (checkpoint/state.pt)."""
 
 
 @dataclass

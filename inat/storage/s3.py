@@ -33,6 +33,8 @@ from inat.storage.s3_errors import PreconditionFailed, translate
 from inat.storage.settings import S3Settings
 
 log = logging.getLogger(__name__)
+# botocore says where it found credentials at INFO, once for every client: a run makes many.
+logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 _CONFLICT_RETRIES = 5  # conditional writes answered 409 (a racing write) before giving up

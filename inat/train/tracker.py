@@ -10,7 +10,9 @@ directory, one MLflow run kept across resumes, and W&B's end-of-run extras.
 
 Every tracker sees one step axis, the optimizer step: the training loss every
 `trainer.log_every_n_steps` steps, each epoch's row at its last step, the test at the end.
-Only what `inat.secrets.redact` left of the config reaches them.
+W&B, TensorBoard and MLflow name the metrics in sections (`tracker_key`: train/loss,
+val/accuracy, test/accuracy, bookkeeping/epoch); metrics.jsonl and the CSV keep the names
+of metrics.jsonl. Only what `inat.secrets.redact` left of the config reaches them.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from inat import rundir
 from inat.errors import ConfigError
 from inat.rundir import RunDir, flatten
 from inat.secrets import redact, redact_overrides
@@ -34,10 +37,31 @@ from inat.storage import Storage, is_s3
 from inat.storage.local import LocalStorage
 from inat.train.csvlog import CsvLog
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
 
 TENSORBOARD = "tensorboard"  # the event files' folder in the run directory
 RUN_DIR_TAG = "inat.run_dir"  # the MLflow tag that finds a run directory's MLflow run
+
+
+SECTIONS = ("train", "val", "test")
+# What MLflow's UI opens an experiment as: model training, not MLflow 3's GenAI view.
+MLFLOW_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# The metrics an HParams table shows for each run (TensorBoard), by their tracker names.
+HPARAM_METRICS = ("val/accuracy", "val/loss", "test/accuracy", "test/loss")
+
+
+def tracker_key(name: str) -> str:
+    """The name of a metrics.jsonl metric in W&B, TensorBoard and MLflow: train/, val/ and
+    test/ sections (train_loss: train/loss, lr: train/lr), and the run's counters and
+    timings (epoch, step, skipped_steps, epoch_time) under bookkeeping/, out of the way of
+    the charts a user compares."""
+    if name in ("lr", "lr_step"):
+        return f"train/{name}"
+    section, _, rest = name.partition("_")
+    return f"{section}/{rest}" if section in SECTIONS and rest else f"bookkeeping/{name}"
 
 
 def wandb_run_id(run_uri: str) -> str:
@@ -85,6 +109,8 @@ class Tracker:
         self.run = run
         self.trackers: list[Any] = []  # accelerate.tracking.GeneralTracker
         self.wandb: Any = None  # the W&B run, for the extras only W&B takes
+        self.mlflow: Any = None  # the MLflow tracker, for its artifacts
+        self.mlflow_checkpoint = bool(logger and logger.mlflow and logger.mlflow.log_checkpoint)
         self.log_checkpoint = False
         self.board: Path | None = None  # the local folder of the TensorBoard event files
         self.csv = CsvLog(run, resumed_step) if logger and logger.csv is not None else None
@@ -122,6 +148,9 @@ class Tracker:
             sys.argv = argv
         self.trackers.append(tracker)
         self.wandb, self.log_checkpoint = tracker.run, cfg.log_checkpoint
+        # The summary keeps each section's best, not its last value.
+        self.wandb.define_metric("val/accuracy", summary="max")
+        self.wandb.define_metric("val/loss", summary="min")
 
     def _start_tensorboard(self, config: dict[str, Any], resumed_step: int) -> None:
         from accelerate.tracking import TensorBoardTracker
@@ -135,15 +164,17 @@ class Tracker:
         tracker = TensorBoardTracker("", self.board, **purge)
         tracker.start()
         if not resumed_step:
-            tracker.store_init_configuration(params(config))
+            _write_hparams(tracker.writer, params(config))
         self.trackers.append(tracker)
 
     def _start_mlflow(self, experiment: str, run_name: str, config: dict[str, Any]) -> None:
         import mlflow
         from accelerate.tracking import MLflowTracker
 
+        artifacts = None  # the server's artifact store
         if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri(_local_mlflow(config["output"]))
+            database, artifacts = _local_mlflow(config["output"])
+            mlflow.set_tracking_uri(database)
         uri = redact(self.run.uri)
         found = mlflow.search_runs(
             experiment_names=[experiment],
@@ -152,15 +183,24 @@ class Tracker:
         )
         run_id = found[0].info.run_id if found else None
         tracker = MLflowTracker(
-            experiment, run_id=run_id, run_name=run_name, tags={RUN_DIR_TAG: uri}
+            experiment,
+            logging_dir=artifacts,
+            run_id=run_id,
+            run_name=run_name,
+            tags={RUN_DIR_TAG: uri},
         )
         tracker.start()
+        for key, value in MLFLOW_KIND.items():
+            mlflow.MlflowClient().set_experiment_tag(
+                tracker.active_run.info.experiment_id, key, value
+            )
         # Parameters cannot change once logged: a resumed run logs only those it lacks.
         logged = tracker.active_run.data.params
         tracker.store_init_configuration(
             {k: v for k, v in params(config).items() if k not in logged}
         )
         self.trackers.append(tracker)
+        self.mlflow = tracker
         log.info("MLflow run %s in experiment %s", tracker.active_run.info.run_id, experiment)
 
     # -- logging
@@ -175,7 +215,7 @@ class Tracker:
         self._publish()
 
     def finish(self, result: dict[str, Any], classes: list[str], best: str | None) -> None:
-        """Log the test metrics and W&B's extras, then close every tracker.
+        """Log the test metrics, the plots and each tracker's extras, then close every tracker.
 
         `result` is what result.json records of the finished run (its "test": loss,
         accuracy, per-class accuracy, confusion matrix); `best` is the best checkpoint's
@@ -183,16 +223,21 @@ class Tracker:
         """
         test, final = result["test"], result["final"] or {}
         scores = {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
-        self._log({"epoch": result["epochs"], **scores}, final.get("step", 0))
+        step = final.get("step", 0)
+        self._log({"epoch": result["epochs"], **scores}, step)
+        figures = _plots(self.run) if self.trackers else {}
         with tempfile.TemporaryDirectory(prefix="inat-artifact-") as scratch:
             if self.wandb is not None:
-                self.wandb.summary.update(
-                    {**scores, "best_val_accuracy": result["best_val_accuracy"]}
-                )
-                self._wandb_extras(test, classes)
+                self.wandb.summary.update({"val/best_accuracy": result["best_val_accuracy"]})
+                self._wandb_extras(test, classes, figures)
                 if self.log_checkpoint and best:
                     self._wandb_checkpoint(best, Path(scratch), result["best_epoch"])
+            if self.mlflow is not None:
+                self._mlflow_artifacts(result, figures, best, Path(scratch))
             for tracker in self.trackers:
+                if tracker.name == "tensorboard":
+                    for name, figure in figures.items():
+                        tracker.writer.add_figure(f"plots/{name}", figure, step, close=False)
                 tracker.finish()
         self._publish()
         if self.board is not None and not isinstance(self.run, LocalStorage):
@@ -214,8 +259,9 @@ class Tracker:
         self._publish()
 
     def _log(self, values: dict[str, Any], step: int) -> None:
+        named = {tracker_key(key): value for key, value in values.items()}
         for tracker in self.trackers:
-            tracker.log(values, step=step)
+            tracker.log(named, step=step)
         if self.csv is not None:
             self.csv.add({"step": step, **values})
 
@@ -229,8 +275,32 @@ class Tracker:
             if path.is_file():
                 self.run.upload_file(path, f"{TENSORBOARD}/{path.relative_to(self.board)}")
 
+    # -- what only MLflow gets
+    def _mlflow_artifacts(
+        self, result: dict[str, Any], figures: dict[str, Figure], best: str | None, scratch: Path
+    ) -> None:
+        """The best validation accuracy, and as artifacts the run's config, metrics, result
+        and plots (and its best checkpoint with logger.mlflow.log_checkpoint)."""
+        import mlflow
+
+        run_id = self.mlflow.active_run.info.run_id
+        client = mlflow.MlflowClient()
+        client.log_metric(run_id, "val/best_accuracy", result["best_val_accuracy"])
+        for name in (rundir.CONFIG, rundir.METRICS):
+            self.run.download_file(name, scratch / name)
+            client.log_artifact(run_id, str(scratch / name))
+        client.log_dict(run_id, result, rundir.RESULT)
+        for name, figure in figures.items():
+            client.log_figure(run_id, figure, f"plots/{name}.png")
+        if self.mlflow_checkpoint and best:
+            local = scratch / "state.pt"
+            self.run.download_file(best, local)
+            client.log_artifact(run_id, str(local), "checkpoint")
+
     # -- what only W&B gets
-    def _wandb_extras(self, test: dict[str, Any], classes: list[str]) -> None:
+    def _wandb_extras(
+        self, test: dict[str, Any], classes: list[str], figures: dict[str, Figure]
+    ) -> None:
         """The test confusion matrix and per-class accuracy as W&B charts, and the run's
         plots (inat.results.plots) as images."""
         import wandb
@@ -254,7 +324,7 @@ class Tracker:
                 "test/per_class_accuracy": wandb.plot.bar(
                     table, "class", "accuracy", title="Per-class test accuracy"
                 ),
-                **{f"plots/{name}": image for name, image in _plot_images(self.run).items()},
+                **{f"plots/{name}": _wandb_image(name, fig) for name, fig in figures.items()},
             }
         )
 
@@ -273,40 +343,53 @@ class Tracker:
         self.wandb.log_artifact(artifact, aliases=["best", f"epoch-{best_epoch}"])
 
 
-def _local_mlflow(output: str) -> str:
-    """The tracking URI of MLflow without a server (MLFLOW_TRACKING_URI unset): a database
-    in the output folder, beside the run directories (MLflow's own default would be
-    ./mlflow.db in the current directory). ConfigError for an output on S3."""
+def _local_mlflow(output: str) -> tuple[str, str]:
+    """The tracking URI and artifact location of MLflow without a server
+    (MLFLOW_TRACKING_URI unset): a database and a folder in the output folder, beside the
+    run directories (MLflow's own defaults are ./mlflow.db and ./mlruns in the current
+    directory). ConfigError for an output on S3."""
     if is_s3(output):
         raise ConfigError(
             f"logger=mlflow with output={output} needs an MLflow server: set "
             "MLFLOW_TRACKING_URI (e.g. http://mlflow:5000). Without one MLflow writes a local "
             "database, which a job's machine would keep"
         )
-    database = Path(output).resolve() / "mlflow.db"
-    database.parent.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{database}"
+    folder = Path(output).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     log.info(
         "MLflow: MLFLOW_TRACKING_URI is not set; runs go to %s (mlflow ui --backend-store-uri %s)",
         uri,
         uri,
     )
-    return uri
+    return uri, (folder / "mlartifacts").as_uri()
 
 
-def _plot_images(run: Storage) -> dict[str, Any]:
-    """The plots `inat results` draws for this run, as W&B images."""
-    import wandb
-    from PIL import Image
-
+def _plots(run: Storage) -> dict[str, Figure]:
+    """The plots `inat results` draws for this run, by name."""
     from inat.results.collect import collect
     from inat.results.plots import draw
 
-    images = {}
     # The run's own storage: opened again from its URI, it would lose the run's settings
     # (storage.endpoint_url) and reach for AWS's endpoint.
-    for name, figure in draw(collect(run)).items():
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-        images[name] = wandb.Image(Image.open(io.BytesIO(buffer.getvalue())), caption=name)
-    return images
+    return draw(collect(run))
+
+
+def _wandb_image(name: str, figure: Figure) -> Any:
+    import wandb
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return wandb.Image(Image.open(io.BytesIO(buffer.getvalue())), caption=name)
+
+
+def _write_hparams(writer: Any, values: dict[str, Any]) -> None:
+    """The run's config as TensorBoard HParams, in the run's own event file (torch's
+    add_hparams writes a second, timestamp-named run), with HPARAM_METRICS as its metrics:
+    the HParams table shows their last values, the final ones once the run ends."""
+    from torch.utils.tensorboard.summary import hparams
+
+    for summary in hparams(values, dict.fromkeys(HPARAM_METRICS, 0.0)):
+        writer.file_writer.add_summary(summary)
+    writer.flush()

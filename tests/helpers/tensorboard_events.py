@@ -54,3 +54,21 @@ def texts(board: Path) -> list[str]:
                 values = tensor_util.make_ndarray(event.tensor_proto).flatten().tolist()
                 found += [v.decode() for v in values if isinstance(v, bytes)]
     return found
+
+
+def hparam_metrics(board: Path) -> list[str]:
+    """The metrics the HParams table shows (the experiment's metric infos)."""
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    found: list[str] = []
+    for contents in _multiplexer(board).PluginRunToTagToContent(metadata.PLUGIN_NAME).values():
+        for content in contents.values():
+            experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+            found += [info.name.tag for info in experiment.metric_infos]
+    return found
+
+
+def images(board: Path) -> set[str]:
+    """The tags of the images the event files below `board` hold."""
+    multiplexer = _multiplexer(board)
+    return {tag for tags in multiplexer.Runs().values() for tag in tags["images"]}

@@ -64,6 +64,8 @@ def test_a_run_on_s3_leaves_the_whole_run_directory_and_matches_a_local_run(
     data = _upload_data(s3_client, s3_bucket, tmp_path)
     done = run_inat(tmp_path, *_args(tmp_path, s3_bucket, data))
     assert done.returncode == 0, done.stdout + done.stderr
+    # botocore's line for every client it makes is not in the run's log
+    assert "Found credentials" not in done.stdout + done.stderr
 
     objects = _objects(s3_client, s3_bucket, "runs/default/")
     run = "runs/default"

@@ -11,13 +11,19 @@ from pathlib import Path
 import pytest
 from helpers.mlflow_server import mlflow_run
 from helpers.runs import TINY, location, read_metrics, run_inat, run_until
-from helpers.tensorboard_events import scalars
+from helpers.tensorboard_events import hparam_metrics, hparams, images, scalars
 from helpers.wandb_records import history, records
 
 pytestmark = pytest.mark.slow
 
 ALL = "logger=[wandb,tensorboard,mlflow,csv]"
-EPOCH_KEYS = ("train_loss", "val_loss", "val_accuracy", "lr")
+# metrics.jsonl's names, and the trackers' (W&B, TensorBoard, MLflow): a section each.
+EPOCH_KEYS = {
+    "train_loss": "train/loss",
+    "val_loss": "val/loss",
+    "val_accuracy": "val/accuracy",
+    "lr": "train/lr",
+}
 
 
 def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -40,13 +46,22 @@ def test_every_tracker_records_each_epoch_the_steps_and_the_test(tmp_path, mlflo
     rows, result = read_metrics(run_dir), json.loads((run_dir / "result.json").read_text())
     steps = range(5, rows[-1]["step"] + 1, 5)
 
-    # TensorBoard: every epoch's metrics at its last step, the loss every 5 steps
-    events = scalars(run_dir / "tensorboard")
+    # TensorBoard: every epoch's metrics at its last step, the loss every 5 steps, counters
+    # under bookkeeping/; one run (no timestamp-named second one) with the config as
+    # HParams and the final metrics; the plots as images.
+    board = run_dir / "tensorboard"
+    events = scalars(board)
     for row in rows:
-        for key in EPOCH_KEYS:
-            assert events[key][row["step"]] == pytest.approx(row[key])
-    assert sorted(events["train_loss_step"]) == list(steps)
-    assert events["test_accuracy"][rows[-1]["step"]] == pytest.approx(result["test"]["accuracy"])
+        for key, name in EPOCH_KEYS.items():
+            assert events[name][row["step"]] == pytest.approx(row[key])
+    assert sorted(events["train/loss_step"]) == list(steps)
+    assert events["test/accuracy"][rows[-1]["step"]] == pytest.approx(result["test"]["accuracy"])
+    assert [events["bookkeeping/epoch"][row["step"]] for row in rows] == [1, 2]
+    assert not any(name in events for name in ("epoch", "val_accuracy", "skipped_steps"))
+    assert not [p for p in board.iterdir() if p.is_dir()]
+    assert hparams(board)["optimizer.lr"] == 0.05
+    assert {"val/accuracy", "test/accuracy"} <= set(hparam_metrics(board))
+    assert {"plots/learning_curves", "plots/test_confusion_matrix"} <= images(board)
 
     # CSV: a row per logged step, per epoch and the test, blank where a row has no value
     table = _csv_rows(run_dir)
@@ -62,17 +77,26 @@ def test_every_tracker_records_each_epoch_the_steps_and_the_test(tmp_path, mlflo
     client, run = mlflow_run(mlflow_uri, "default", run_dir)
     assert run.info.status == "FINISHED" and run.info.run_name == "default"
     assert run.data.params["optimizer.lr"] == "0.05" and run.data.params["trainer.epochs"] == "2"
-    val = _mlflow_history(client, run.info.run_id, "val_accuracy")
+    val = _mlflow_history(client, run.info.run_id, "val/accuracy")
     assert val == pytest.approx({row["step"]: row["val_accuracy"] for row in rows})
-    assert run.data.metrics["test_accuracy"] == pytest.approx(result["test"]["accuracy"])
+    assert run.data.metrics["test/accuracy"] == pytest.approx(result["test"]["accuracy"])
+    assert run.data.metrics["val/best_accuracy"] == pytest.approx(result["best_val_accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.jsonl", "result.json", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/learning_curves.png" in plots
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
     # W&B: the loss every 5 steps, each epoch, the test charts, plots and the checkpoint
     (wandb_file,) = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
     logged = history(wandb_file)
-    assert [r["_step"] for r in logged if "train_loss_step" in r] == list(steps)
-    assert [r["val_accuracy"] for r in logged if "val_accuracy" in r] == pytest.approx(
+    assert [r["_step"] for r in logged if "train/loss_step" in r] == list(steps)
+    assert [r["val/accuracy"] for r in logged if "val/accuracy" in r] == pytest.approx(
         [row["val_accuracy"] for row in rows]
     )
+    sections = {key.split("/")[0] for r in logged for key in r if not key.startswith("_")}
+    assert sections == {"train", "val", "test", "bookkeeping", "plots"}
     final = logged[-1]
     assert {"plots/learning_curves", "plots/test_confusion_matrix"} <= {
         k.rsplit("/", 1)[0] for k in final if k.endswith("/_type") and final[k] == "image-file"
@@ -106,7 +130,7 @@ def test_a_resumed_run_continues_its_mlflow_run_csv_and_event_files(tmp_path, ml
 
     client, run = mlflow_run(mlflow_uri, "default", run_dir)
     assert run.info.status == "FINISHED"
-    val = _mlflow_history(client, run.info.run_id, "val_accuracy")
+    val = _mlflow_history(client, run.info.run_id, "val/accuracy")
     assert val == pytest.approx({row["step"]: row["val_accuracy"] for row in rows})
     table = _csv_rows(run_dir)
     assert [int(r["epoch"]) for r in table if r["val_accuracy"]] == [1, 2, 3]
@@ -114,6 +138,6 @@ def test_a_resumed_run_continues_its_mlflow_run_csv_and_event_files(tmp_path, ml
         range(1, rows[-1]["step"] + 1)
     )
     events = scalars(run_dir / "tensorboard")
-    assert events["val_accuracy"] == pytest.approx(
+    assert events["val/accuracy"] == pytest.approx(
         {row["step"]: row["val_accuracy"] for row in rows}
     )

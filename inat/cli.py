@@ -321,11 +321,20 @@ def _smoke(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from inat.results import search, show
 
+    if args.plots_dir is not None and args.no_plots:
+        raise ConfigError("--plots-dir says where to write the plots, --no-plots to write none")
     if len(args.path) > 1:
-        if args.best or args.download or args.dashboard or args.grid or args.format == "csv":
+        if (
+            args.best
+            or args.download
+            or args.dashboard
+            or args.grid
+            or args.plots_dir is not None
+            or args.format == "csv"
+        ):
             raise ConfigError(
-                "several sweeps are compared as a table (or --json) and one plot; "
-                "--best, --download, --dashboard, --grid and --csv take one path"
+                "several sweeps are compared as a table (or --json) and one plot; --best, "
+                "--download, --dashboard, --grid, --plots-dir and --csv take one path"
             )
         search.compare(args.path, args.format, not args.no_plots)
         return ExitCode.OK
@@ -339,7 +348,15 @@ def _results(args: argparse.Namespace) -> int:
     elif args.download:
         show.fetch(path, args.download[0], Path(args.download[1]))
     else:
-        show.show(path, args.format, not args.no_plots, args.grid, args.data, args.cache_dir)
+        show.show(
+            path,
+            args.format,
+            not args.no_plots,
+            args.grid,
+            args.data,
+            args.cache_dir,
+            args.plots_dir,
+        )
     return ExitCode.OK
 
 
@@ -379,7 +396,8 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "results",
         help="the leaderboard and plots of a sweep or run; its best config; its checkpoints",
         description="Read a sweep or run (local or s3://, finished or still running): print a "
-        "leaderboard sorted by validation accuracy and write plots to its plots/ folder.",
+        "leaderboard sorted by validation accuracy and write plots to its plots/ folder (or "
+        "to --plots-dir).",
     )
     results.add_argument(
         "path",
@@ -433,6 +451,14 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     )
     results.add_argument("--no-plots", action="store_true", help="write no plots")
     results.add_argument(
+        "--plots-dir",
+        default=None,
+        metavar="DIR",
+        help="write the plots into the folder DIR (created if missing) instead of the plots/ "
+        "folder of the sweep or run, which is left as it is: e.g. a local copy of an S3 "
+        "sweep's plots, with read-only access to the sweep",
+    )
+    results.add_argument(
         "--grid",
         action="store_true",
         help="also plot test images with true and predicted labels: loads the best "
@@ -448,7 +474,7 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "--cache-dir",
         default=None,
         metavar="DIR",
-        help="the data cache of --grid (default: see README)",
+        help="the data cache of --grid (default: see docs/data.md)",
     )
     results.set_defaults(run=_results)
 
@@ -467,7 +493,10 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "class folders (FOLDER/<class>/<images>, some or all of the checkpoint's classes)",
     )
     evaluate.add_argument(
-        "--cache-dir", default=None, metavar="DIR", help="the data cache (default: see README)"
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="the data cache (default: see docs/data.md)",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
     evaluate.set_defaults(run=_evaluate)
@@ -490,7 +519,7 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         help="write a checkpoint's model as safetensors, TorchScript or ONNX, for use without inat",
         description="Write a checkpoint's model into the new folder DEST: the model file and "
         "model.json (its classes, the image size and normalisation it takes, how to load it). "
-        "The README shows how to load each format without inat.",
+        "docs/results.md shows how to load each format without inat.",
     )
     export.add_argument("checkpoint", help=checkpoint_help)
     export.add_argument("dest", help="a new folder (one that exists is refused)")
@@ -577,14 +606,16 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the official nature_12K archive)",
     )
     download.add_argument(
-        "--cache-dir", default=None, help="the cache folder (default: see README)"
+        "--cache-dir", default=None, help="the cache folder (default: see docs/data.md)"
     )
     download.set_defaults(run=_data_download)
     listing = data_commands.add_parser(
         "list",
         help="the data sets and prepared images in the cache: source, size on disk, last use",
     )
-    listing.add_argument("--cache-dir", default=None, help="the cache folder (default: see README)")
+    listing.add_argument(
+        "--cache-dir", default=None, help="the cache folder (default: see docs/data.md)"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON for scripts")
     listing.set_defaults(run=_data_list)
     cleaning = data_commands.add_parser(
@@ -605,7 +636,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     which.add_argument("--all", action="store_true", help="remove every entry")
     cleaning.add_argument(
-        "--cache-dir", default=None, help="the cache folder (default: see README)"
+        "--cache-dir", default=None, help="the cache folder (default: see docs/data.md)"
     )
     cleaning.set_defaults(run=_data_clean)
     smoke = commands.add_parser(

@@ -105,9 +105,15 @@ def evaluate_checkpoint(
 
 
 def report(evaluation: dict[str, Any]) -> str:
-    """The evaluation for a terminal: accuracy, per-class accuracy and the confusion matrix."""
+    """The evaluation for a terminal: accuracy, per-class accuracy and the confusion matrix,
+    whose rows are numbered and named by class and whose columns are numbered as the rows
+    (class names of any length, e.g. species of one genus, stay whole and distinct)."""
     classes = evaluation["classes"]
+    matrix = evaluation["confusion_matrix"]
     width = max(len(name) for name in classes)
+    numbers = [str(i) for i in range(1, len(classes) + 1)]
+    tag = len(numbers[-1])
+    cell = 2 + max(tag, *(len(str(n)) for row in matrix for n in row))
     lines = [
         f"checkpoint: {evaluation['checkpoint']}",
         f"data:       {evaluation['data']} ({evaluation['images']} test images)",
@@ -119,11 +125,11 @@ def report(evaluation: dict[str, Any]) -> str:
             for name, acc in evaluation["per_class_accuracy"].items()
         ),
         "",
-        "confusion matrix (rows: true class, columns: predicted, in the same order):",
+        "confusion matrix (rows: true class; columns: predicted class, numbered as the rows):",
+        f"  {''.rjust(tag)}  {''.ljust(width)}{''.join(n.rjust(cell) for n in numbers)}",
+        *(
+            f"  {number.rjust(tag)}  {name.ljust(width)}{''.join(str(n).rjust(cell) for n in row)}"
+            for number, name, row in zip(numbers, classes, matrix, strict=True)
+        ),
     ]
-    cell = max(4, *(len(str(n)) + 1 for row in evaluation["confusion_matrix"] for n in row))
-    header = "".join(name[:3].rjust(cell) for name in classes)
-    lines.append(f"  {''.ljust(width)}{header}")
-    for name, row in zip(classes, evaluation["confusion_matrix"], strict=True):
-        lines.append(f"  {name.ljust(width)}{''.join(str(n).rjust(cell) for n in row)}")
     return "\n".join(lines)

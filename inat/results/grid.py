@@ -30,37 +30,39 @@ def prediction_grid(
 ) -> Figure:
     """Test images of `source`, a column per class (`per_class` rows: wide, to fit a page
     across), with their true and predicted classes and the predicted class's probability;
-    right ones marked with a check mark in green, wrong ones with a cross in red."""
+    in each column the misclassified images first, marked with a cross in red, then the
+    right ones, marked with a check mark in green (each in file order)."""
     classes = classifier.classes
     columns = examples(classifier.data_root(source, cache_dir), classes, per_class)
     files = [path for column in columns for path in column]
+    labels = [label for label, column in enumerate(columns) for _ in column]
     images = load_images(files)
     confidence, predicted = probabilities(classifier, images).max(dim=1)
+    right = [p == label for p, label in zip(predicted.tolist(), labels, strict=True)]
     figure = Figure(figsize=(1.9 * len(classes), 2.3 * per_class + 0.6), layout="constrained")
     axes = figure.subplots(per_class, len(classes), squeeze=False)
-    n = 0
-    for label, column in enumerate(columns):
+    for label in range(len(classes)):
+        # sorted() is stable: wrong ones (False) before right ones, each in file order.
+        shown = sorted((n for n in range(len(files)) if labels[n] == label), key=right.__getitem__)
         for row in range(per_class):
             ax = axes[row][label]
-            if row >= len(column):
+            if row >= len(shown):
                 ax.set_visible(False)
                 continue
-            right = label == predicted[n].item()
+            n = shown[row]
             ax.imshow(images[n])
             ax.set_title(
-                f"{RIGHT if right else WRONG} {classes[predicted[n]]} {100 * confidence[n]:.0f}%",
-                color="green" if right else "red",
+                f"{RIGHT if right[n] else WRONG} {classes[predicted[n]]} "
+                f"{100 * confidence[n]:.0f}%",
+                color="green" if right[n] else "red",
                 fontsize="medium",
             )
             ax.set_xticks([])
             ax.set_yticks([])
-            n += 1
         _column_header(axes[0][label], classes[label])
-    labels = [label for label, column in enumerate(columns) for _ in column]
-    n_right = sum(p == label for p, label in zip(predicted.tolist(), labels, strict=True))
     figure.suptitle(
-        f"Test images by true class (columns), with the predicted class and its probability "
-        f"({RIGHT} right, {WRONG} wrong): {n_right} of {len(files)} right",
+        f"Test images by true class (columns, misclassified first), with the predicted class "
+        f"and its probability ({RIGHT} right, {WRONG} wrong): {sum(right)} of {len(files)} right",
         fontsize="large",
     )
     return figure

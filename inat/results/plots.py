@@ -18,7 +18,13 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    StrMethodFormatter,
+)
 
 from inat.results.collect import PointResult, Results, value_text
 from inat.rundir import Status
@@ -30,11 +36,12 @@ _DPI = 110
 _MAX_TICKS = 8
 
 
-def save(figure: Figure, storage: Storage, name: str) -> str:
-    """Write `figure` as plots/NAME.png below `storage`; returns its URI."""
+def save(figure: Figure, storage: Storage, name: str, folder: str = PLOTS) -> str:
+    """Write `figure` as FOLDER/NAME.png below `storage` (by default plots/NAME.png; with
+    folder "", NAME.png in `storage` itself); returns its URI."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
-    relpath = f"{PLOTS}/{name}.png"
+    relpath = f"{folder}/{name}.png" if folder else f"{name}.png"
     storage.write_bytes(relpath, buffer.getvalue())
     return f"{storage.uri}/{relpath}"
 
@@ -160,6 +167,7 @@ class _Axis:
     ticks: list[tuple[float, str]]  # (coordinate, label) of each distinct value
     label: str
     log: bool = False  # coords are log10 of the values
+    categorical: bool = False  # coords are the indices of the values' texts
 
 
 # Keys drawn on a log scale whatever their values span: their values are multiples.
@@ -179,7 +187,7 @@ def _axis(key: str, values: list[Any]) -> _Axis:
     if not all(_is_number(v) for v in values):
         categories = list(dict.fromkeys(texts))
         coords = [float(categories.index(t)) for t in texts]
-        return _Axis(coords, sorted(set(zip(coords, texts, strict=True))), key)
+        return _Axis(coords, sorted(set(zip(coords, texts, strict=True))), key, categorical=True)
     log = _log_scale(key, values)
     coords = [math.log10(v) if log else float(v) for v in values]
     ticks = sorted(set(zip(coords, texts, strict=True)))
@@ -190,13 +198,42 @@ def _axis(key: str, values: list[Any]) -> _Axis:
     return _Axis(coords, ticks, f"{key} (log scale)" if log else key, log)
 
 
-def _set_ticks(ax: Any, axis: _Axis) -> None:
-    """The axis's ticks on the x axis of `ax`, on a log scale where the axis is one."""
-    if axis.log:
+class _RoundLogTicks(LogLocator):
+    """Major ticks of a log axis at round values, few and far enough apart for their labels:
+    the 1-2-5 multiples of the powers of ten where at most 5 of them are in view, else the
+    powers of ten (every few where many are), else (a range within a factor of a few)
+    evenly spaced round values."""
+
+    def __init__(self) -> None:
+        super().__init__(numticks=6)
+        self._one_two_five = LogLocator(subs=(1, 2, 5), numticks=6)
+        self._even = MaxNLocator(nbins=4)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        """The ticks between `vmin` and `vmax`."""
+        vmin, vmax = sorted((vmin, vmax))
+        # The 1-2-5 ticks are spaced unevenly (1 to 2 is 0.3 of a decade): fewer of them fit.
+        for locator, most in ((self._one_two_five, 5), (super(), 6)):
+            ticks = [t for t in locator.tick_values(vmin, vmax) if vmin <= t <= vmax]
+            if 2 <= len(ticks) <= most:
+                return ticks
+        return [t for t in self._even.tick_values(vmin, vmax) if vmin <= t <= vmax]
+
+
+def _value_ticks(ax: Any, axis: _Axis, values: list[Any]) -> None:
+    """Ticks for a swept key's `values` on the x axis of `ax`: one per category, or round
+    numbers on a scale, as many as the labels leave room for."""
+    if axis.categorical:
+        ax.set_xticks(
+            [c for c, _ in axis.ticks], [t for _, t in axis.ticks], rotation=20, ha="right"
+        )
+    elif axis.log:
         ax.set_xscale("log")
         ax.minorticks_off()
-    where = [10**c if axis.log else c for c, _ in axis.ticks]
-    ax.set_xticks(where, [t for _, t in axis.ticks], rotation=20, ha="right")
+        ax.xaxis.set_major_locator(_RoundLogTicks())
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    elif all(isinstance(v, int) for v in values):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
 
 
 def accuracy_vs_params(results: Results) -> Figure | None:
@@ -212,8 +249,9 @@ def accuracy_vs_params(results: Results) -> Figure | None:
     best = results.best()
     accuracy = [_percent(p.row["best_val_accuracy"]) for p in points]
     for ax, key in zip(axes, results.keys, strict=False):
-        axis = _axis(key, [p.params.get(key) for p in points])
-        xs = [10**c if axis.log else c for c in axis.coords]
+        values = [p.params.get(key) for p in points]
+        axis = _axis(key, values)
+        xs = axis.coords if axis.categorical else values
         for point, x, y in zip(points, xs, accuracy, strict=True):
             done = point.row["status"] == Status.DONE
             ax.scatter(
@@ -225,7 +263,7 @@ def accuracy_vs_params(results: Results) -> Figure | None:
                 facecolors=None if done else "none",
                 zorder=3,
             )
-        _set_ticks(ax, axis)
+        _value_ticks(ax, axis, values)
         ax.margins(x=0.15)
         ax.set_xlabel(axis.label)
         ax.set_ylabel("best validation accuracy (%)")

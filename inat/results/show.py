@@ -13,6 +13,7 @@ from inat.results.classifier import download, load_classifier
 from inat.results.collect import PointResult, Results, collect
 from inat.results.configs import config_file, overrides_for
 from inat.results.grid import prediction_grid
+from inat.storage import open_storage
 
 
 def _describe(point: PointResult) -> str:
@@ -26,9 +27,15 @@ def _describe(point: PointResult) -> str:
 
 
 def write_plots(
-    results: Results, grid: bool, data: str | None = None, cache_dir: str | None = None
+    results: Results,
+    grid: bool,
+    data: str | None = None,
+    cache_dir: str | None = None,
+    plots_dir: str | None = None,
 ) -> list[str]:
-    """Draw every plot the results allow into the sweep's (or run's) plots/ folder.
+    """Draw every plot the results allow into the sweep's (or run's) plots/ folder, or into
+    the folder `plots_dir` instead (local or s3://, created if missing), which leaves the
+    sweep as it is.
 
     `grid` adds the best checkpoint's predictions on test images of `data` (default: the
     data source it was trained on). Returns the URIs written.
@@ -38,7 +45,10 @@ def write_plots(
         classifier = load_classifier(results.point("best").run.uri)
         source = data or classifier.config["data"]["source"]
         figures["test_predictions"] = prediction_grid(classifier, source, cache_dir)
-    return [plots.save(figure, results.storage, name) for name, figure in figures.items()]
+    storage, folder = (
+        (results.storage, plots.PLOTS) if plots_dir is None else (open_storage(plots_dir), "")
+    )
+    return [plots.save(figure, storage, name, folder) for name, figure in figures.items()]
 
 
 def show(
@@ -48,11 +58,12 @@ def show(
     grid: bool = False,
     data: str | None = None,
     cache_dir: str | None = None,
+    plots_dir: str | None = None,
 ) -> None:
     """Print the leaderboard of the sweep or run at `uri` as text, JSON or CSV, after
-    writing its plots (unless not `draw`)."""
+    writing its plots (unless not `draw`) into its plots/ folder or `plots_dir`."""
     results = collect(uri)
-    written = write_plots(results, grid, data, cache_dir) if draw else []
+    written = write_plots(results, grid, data, cache_dir, plots_dir) if draw else []
     best = results.best()
     if fmt == "json":
         document = {

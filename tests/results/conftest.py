@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+import yaml
 from helpers.runs import location, run_inat
 from s3server import S3Server
 
 import inat
+from inat.storage import Storage
 
 DEMO_JOB = Path(inat.__file__).parents[1] / "jobs" / "demo_sweep.yaml"
 
@@ -113,3 +116,65 @@ def bayes_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def random_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same search drawn at random: 6 points, the same pruning."""
     return _search_sweep(tmp_path_factory.mktemp("random-sweep"), "random")
+
+
+# The classes of the runs that write_multirun writes.
+MULTIRUN_CLASSES = ["Digitaria ciliaris", "Digitaria ischaemum", "Digitaria sanguinalis"]
+
+
+def _nested(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """{"optimizer.lr": 0.1} -> {"optimizer": {"lr": 0.1}}."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, last = key.split(".")
+        branch = nested
+        for parent in parents:
+            branch = branch.setdefault(parent, {})
+        branch[last] = value
+    return nested
+
+
+def _write_multirun(sweep: Storage, points: Sequence[Mapping[str, Any]]) -> None:
+    """A finished `inat train -m` multirun in `sweep` (local or s3://), as the trainer writes
+    one: a run directory per point, whose config.yaml holds the point's settings (dotted keys,
+    e.g. {"optimizer.lr": 0.001}), with two epochs of metrics and test scores; the
+    validation accuracies differ from point to point."""
+    output, name = sweep.uri.rstrip("/").rsplit("/", 1)
+    for index, settings in enumerate(points):
+        folder = f"{index:03d}-point"
+        run = sweep.child(folder)
+        config = {"output": output, "name": name, "run_dir": f"{sweep.uri}/{folder}"}
+        run.write_text("config.yaml", yaml.safe_dump({**config, **_nested(settings)}))
+        accuracy = 0.3 + 0.4 * (index * 7 % len(points)) / len(points)
+        rows = [
+            {
+                "epoch": epoch,
+                "train_loss": 2.0 / epoch,
+                "val_loss": 2.2 / epoch,
+                "train_accuracy": accuracy * epoch / 2,
+                "val_accuracy": accuracy * epoch / 2,
+            }
+            for epoch in (1, 2)
+        ]
+        run.write_text("metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        test = {
+            "accuracy": accuracy,
+            "per_class_accuracy": dict.fromkeys(MULTIRUN_CLASSES, accuracy),
+            "confusion_matrix": [[4 if i == j else 1 for j in range(3)] for i in range(3)],
+        }
+        result = {
+            "status": "done",
+            "epochs": 2,
+            "epochs_planned": 2,
+            "best_val_accuracy": accuracy,
+            "classes": MULTIRUN_CLASSES,
+            "test": test,
+        }
+        run.write_json("result.json", result)
+
+
+@pytest.fixture
+def write_multirun() -> Callable[[Storage, Sequence[Mapping[str, Any]]], None]:
+    """Writes a finished multirun of hand-made run directories, in no time (see
+    _write_multirun)."""
+    return _write_multirun

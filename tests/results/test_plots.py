@@ -78,10 +78,14 @@ def test_accuracy_against_swept_values_has_a_panel_per_key_and_a_line_per_point(
     figure = plots.accuracy_vs_params(results)
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert [ax.get_xlabel() for ax in panels] == results.keys
-    for ax, key in zip(panels, results.keys, strict=True):
+    for ax in panels:
         assert len(ax.collections) == len(results.points)
-        labels = {t.get_text() for t in ax.get_xticklabels()}
-        assert labels == {value_text(p.params[key]) for p in results.points}
+    by_key = dict(zip(results.keys, panels, strict=True))
+    # A number scale for the dropout, each point at its value; a tick per activation.
+    xs = [points.get_offsets()[0][0] for points in by_key["model.dropout"].collections]
+    assert xs == pytest.approx([p.params["model.dropout"] for p in results.points])
+    labels = {t.get_text() for t in by_key["model.activation"].get_xticklabels()}
+    assert labels == {value_text(p.params["model.activation"]) for p in results.points}
 
     figure = plots.parallel_coordinates(results)
     [ax] = [a for a in figure.axes if a.get_xticklabels()]
@@ -137,12 +141,14 @@ def test_the_prediction_grid_shows_three_test_images_per_class_with_true_and_pre
         sorted((test_root / name).iterdir())[i] for name in classifier.classes for i in range(3)
     ]
     predicted = probabilities(classifier, load_images(files)).argmax(dim=1).tolist()
+    right = [p == i // 3 for i, p in enumerate(predicted)]
+    # In each column the misclassified images first, then the right ones, in file order.
+    shown = [i for c in range(10) for i in sorted(range(3 * c, 3 * c + 3), key=right.__getitem__)]
     cells = [grid[row][column] for column in range(10) for row in range(3)]
     titles = [ax.get_title() for ax in cells]
-    assert [t.split(" ")[1] for t in titles] == [classifier.classes[p] for p in predicted]
+    assert [t.split(" ")[1] for t in titles] == [classifier.classes[predicted[i]] for i in shown]
     # Right and wrong, marked with a sign besides the colour.
-    right = [p == i // 3 for i, p in enumerate(predicted)]
-    assert [t[0] for t in titles] == [RIGHT if r else WRONG for r in right]
-    assert [ax.title.get_color() for ax in cells] == ["green" if r else "red" for r in right]
+    assert [t[0] for t in titles] == [RIGHT if right[i] else WRONG for i in shown]
+    assert [ax.title.get_color() for ax in cells] == ["green" if right[i] else "red" for i in shown]
     assert f"{sum(right)} of 30 right" in figure.get_suptitle()
     assert classifier.uri not in figure.get_suptitle() and "s3://" not in figure.get_suptitle()

@@ -13,7 +13,7 @@ from inat.config_help import yaml_comments
 from inat.launch import SHOWN_OPTIONS
 from inat.models.backbones import BACKBONES
 
-README = Path(inat.__file__).parents[1] / "README.md"
+README = Path(inat.__file__).parents[1] / "docs" / "configs.md"
 FINETUNE_YAML = Path(inat.__file__).parent / "configs" / "model" / "finetune.yaml"
 
 

@@ -12,8 +12,8 @@
     inat results SWEEP SWEEP...        their searches compared; SWEEP --dashboard: optuna-dashboard
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
     inat predict CHECKPOINT IMAGES...  the top-k classes of new photos
-    inat export CHECKPOINT DEST        the model as safetensors, TorchScript or ONNX, for use
-                                       without inat
+    inat export CHECKPOINT DEST        the model as safetensors, torch.export, TorchScript or ONNX,
+                                       for use without inat
 
 Exit codes are documented in inat/errors.py.
 """
@@ -516,7 +516,8 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
 
     export = commands.add_parser(
         "export",
-        help="write a checkpoint's model as safetensors, TorchScript or ONNX, for use without inat",
+        help="write a checkpoint's model as safetensors, a torch.export program, TorchScript or "
+        "ONNX, for use without inat",
         description="Write a checkpoint's model into the new folder DEST: the model file and "
         "model.json (its classes, the image size and normalisation it takes, how to load it). "
         "docs/results.md shows how to load each format without inat.",
@@ -527,8 +528,9 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         "--format",
         default="safetensors",
         metavar="FORMAT",
-        help="safetensors (the weights, default), torchscript (the traced program, "
-        "torch.jit.load) or onnx (the program for onnxruntime)",
+        help="safetensors (the weights, default), exported_program (torch.export's program, "
+        "torch.export.load(file).module()), torchscript (the traced program, torch.jit.load; "
+        "deprecated by PyTorch in favour of torch.export) or onnx (the program for onnxruntime)",
     )
     export.set_defaults(run=_export)
 

@@ -6,6 +6,9 @@ preprocessing and how the file is loaded):
   safetensors  model.safetensors: the weights; a fine-tuned model's under the names of the
                torchvision model (torchvision.models.get_model(backbone, num_classes=N)),
                the scratch CNN's under inat.models.ScratchCNN's
+  exported_program
+               model.pt2: the program torch.export captured (torch.export.load(file)
+               .module()), PyTorch's successor to TorchScript; any batch size
   torchscript  model.pt: the traced program (torch.jit.load)
   onnx         model.onnx: the program for onnxruntime and other ONNX runtimes, input
                "image" (batch, 3, side, side), output "logits"
@@ -35,7 +38,12 @@ from inat.results.classifier import Classifier, load_classifier
 from inat.storage import atomic_folder, is_s3
 
 METADATA = "model.json"
-FILES = {"safetensors": "model.safetensors", "torchscript": "model.pt", "onnx": "model.onnx"}
+FILES = {
+    "safetensors": "model.safetensors",
+    "exported_program": "model.pt2",
+    "torchscript": "model.pt",
+    "onnx": "model.onnx",
+}
 FORMATS = tuple(FILES)
 INPUT, OUTPUT = "image", "logits"
 
@@ -65,6 +73,7 @@ def _write(classifier: Classifier, fmt: str, folder: Path) -> None:
     """The model file of `fmt` and model.json, written into `folder`."""
     writers: dict[str, Callable[[Classifier, Path], dict[str, Any]]] = {
         "safetensors": _write_safetensors,
+        "exported_program": _write_exported_program,
         "torchscript": _write_torchscript,
         "onnx": _write_onnx,
     }
@@ -136,6 +145,16 @@ def _write_safetensors(classifier: Classifier, path: Path) -> dict[str, Any]:
         }
     path.write_bytes(save({k: v.contiguous() for k, v in state.items()}))  # with the umask
     return architecture
+
+
+def _write_exported_program(classifier: Classifier, path: Path) -> dict[str, Any]:
+    from torch.export import Dim
+
+    program = torch.export.export(
+        classifier.model, (_example(classifier),), dynamic_shapes={"x": {0: Dim("batch")}}
+    )
+    torch.export.save(program, str(path))
+    return {"exported_program": "torch.export.load(file).module()"}
 
 
 def _write_torchscript(classifier: Classifier, path: Path) -> dict[str, Any]:

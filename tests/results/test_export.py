@@ -119,11 +119,13 @@ def _run(path: Path, meta: dict, batch: torch.Tensor) -> np.ndarray:
         return session.run([inputs["output"]], {inputs["input"]: batch.numpy()})[0]
     if meta["format"] == "torchscript":
         return torch.jit.load(str(path))(batch).numpy()
+    if meta["format"] == "exported_program":
+        return torch.export.load(str(path)).module()(batch).numpy()
     return _load_safetensors(path, meta)(batch).numpy()
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-@pytest.mark.parametrize("fmt", ["safetensors", "torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["safetensors", "exported_program", "torchscript", "onnx"])
 @pytest.mark.parametrize("model", ["scratch", "finetune"])
 def test_an_exported_model_predicts_what_inat_predict_does(
     checkpoints, photos, tmp_path, model, fmt
@@ -172,8 +174,8 @@ def test_an_unknown_format_is_refused_naming_the_formats(errors, checkpoints, tm
     )
     assert code == 65
     assert (
-        "--format tflite is not an export format: use one of safetensors, torchscript, onnx"
-        in message
+        "--format tflite is not an export format: use one of safetensors, exported_program, "
+        "torchscript, onnx" in message
     )
     assert list(tmp_path.iterdir()) == []
 

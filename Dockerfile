@@ -3,10 +3,20 @@
 #   bash scripts/build-image.sh --tag registry.example.com/ml/inat:0.1.0
 #   docker run --rm --gpus all registry.example.com/ml/inat:0.1.0 inat smoke --require-gpu
 #
-# CUDA comes with PyTorch's wheels (built for CUDA 13.0); the CUDA base adds what GPU
-# runtimes look for (NVIDIA_* variables, CUDA forward compatibility). BASE_IMAGE may be any
-# Debian or Ubuntu image whose apt has Python >= 3.11, e.g. debian:bookworm-slim.
-ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
+# CUDA comes with PyTorch's wheels; the CUDA base adds what GPU runtimes look for (NVIDIA_*
+# variables, CUDA forward compatibility). CUDA chooses both: the base image
+# nvidia/cuda:CUDA-base-ubuntu24.04 and PyTorch's wheels for CUDA's major.minor (cuXY). The
+# host's NVIDIA driver must support that CUDA (NVIDIA's CUDA release notes and its minor
+# version compatibility; docs/container.md):
+#   CUDA=13.0.2 (default)  PyPI's wheels, the cu130 build: driver >= 580
+#   CUDA=12.6.3            torch==2.14.1+cu126 from https://download.pytorch.org/whl/cu126:
+#                          driver >= 525.60.13 (e.g. 535, 550), >= 560.35.05 for all of 12.6
+# PyTorch 2.14 publishes cu126, cu130 and cu132 wheels (no CUDA 12.8 build since 2.12):
+#   bash scripts/build-image.sh --cuda 12.6.3 --tag registry.example.com/ml/inat:0.1.0-cu126
+# BASE_IMAGE may be any Debian or Ubuntu image whose apt has Python >= 3.11 instead, e.g.
+# debian:bookworm-slim; CUDA then chooses the wheels only.
+ARG CUDA=13.0.2
+ARG BASE_IMAGE=nvidia/cuda:${CUDA}-base-ubuntu24.04
 FROM ${BASE_IMAGE}
 
 # Python, tini (PID 1: passes SIGTERM on to inat, reaps orphans) and the non-root user
@@ -27,17 +37,32 @@ ENV VIRTUAL_ENV=/opt/inat \
 # pip settings of the build only, never kept in the image: a pip.conf made available to the
 # build, e.g. one naming a mirror or a wheelhouse (scripts/build-image.sh --wheelhouse).
 ARG PIP_CONFIG_FILE
+# PyTorch for CUDA's major.minor (cuXY): PyPI's wheels are the cu130 build; another CUDA's
+# come from PyTorch's index, pinned with their local label (torch==2.14.1+cu126).
+ARG CUDA
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 RUN python3 -m venv /opt/inat \
-    && pip install --no-cache-dir --disable-pip-version-check \
-        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+    && minor="${CUDA#*.}" && variant="cu${CUDA%%.*}${minor%%.*}" \
+    && if [ "${variant}" = cu130 ]; then \
+        pip install --no-cache-dir --disable-pip-version-check \
+            "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"; \
+    else \
+        pip install --no-cache-dir --disable-pip-version-check \
+            --extra-index-url "https://download.pytorch.org/whl/${variant}" \
+            "torch==${TORCH_VERSION}+${variant}" "torchvision==${TORCHVISION_VERSION}+${variant}"; \
+    fi
 
-# inat's dependencies at the versions of requirements.lock (those the tests passed with).
+# inat's dependencies at the versions of requirements.lock (those the tests passed with). The
+# lock holds the CUDA packages (cuda-*, nvidia-*) of PyPI's cu130 torch: another CUDA's torch
+# brought its own, so their pins go.
 COPY pyproject.toml requirements.lock /opt/inat-src/
 RUN python3 -c "import tomllib; \
 deps = tomllib.load(open('/opt/inat-src/pyproject.toml', 'rb'))['project']['dependencies']; \
 open('/opt/inat-src/requirements.txt', 'w').write('\n'.join(deps))" \
+    && minor="${CUDA#*.}" && if [ "cu${CUDA%%.*}${minor%%.*}" != cu130 ]; then \
+        sed -i -E '/^(cuda|nvidia)-/d' /opt/inat-src/requirements.lock; \
+    fi \
     && pip install --no-cache-dir --disable-pip-version-check \
         -c /opt/inat-src/requirements.lock -r /opt/inat-src/requirements.txt
 

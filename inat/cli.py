@@ -655,7 +655,10 @@ def _parser() -> argparse.ArgumentParser:
         "data.source=s3://bucket/nature_12K.zip storage.endpoint_url=http://minio:9000",
     )
     smoke.add_argument(
-        "--require-gpu", action="store_true", help="fail when no CUDA device is visible"
+        "--require-gpu",
+        action="store_true",
+        help="check the GPU first and, without a usable one, fail at once naming the NVIDIA "
+        "driver, CUDA and torch versions and what to do",
     )
     smoke.set_defaults(run=_smoke)
     _add_results_commands(commands)

@@ -8,7 +8,10 @@ The arguments are `inat train` overrides: the checks use the output, data source
 storage settings that a training run with the same overrides would use. Each check prints
 one line, `PASS|FAIL|SKIP name (1.23 s): detail`:
 
-- accelerator: the CUDA devices (a kernel runs on them), or the CPU;
+- accelerator: the CUDA devices (a kernel runs on them), or the CPU; the NVIDIA driver, the
+  CUDA that PyTorch is built for and PyTorch's version. With --require-gpu, no usable GPU
+  fails it with what to do (e.g. the image's CUDA 12 build for an older driver), and the
+  other checks do not run;
 - training: a few fp16 steps of the scratch CNN on generated images, through the real
   trainer in a temporary folder (on the CPU in float32: Accelerate has no fp16 there);
 - checkpoint: a checkpoint written to the output, read back, compared and deleted;
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import subprocess
 import tempfile
 import time
 import uuid
@@ -55,6 +60,10 @@ TRAINING = (
     "name=smoke",
 )
 CHECKPOINT_FLOATS = 1 << 20  # 4 MB: big enough to be a real transfer, quick anywhere
+# The oldest NVIDIA driver that runs a CUDA major version's applications (NVIDIA's CUDA minor
+# version compatibility): PyTorch built for any CUDA 12.x runs on >= 525.60.13, for 13.x on
+# >= 580. docs/container.md: the image's builds and the drivers they need.
+MIN_DRIVER = {12: (525, 60, 13), 13: (580,)}
 
 
 class Skip(Exception):
@@ -95,21 +104,98 @@ def run_check(name: str, check: Callable[[], str]) -> Outcome:
     return outcome
 
 
-def check_accelerator(require_gpu: bool) -> str:
-    """The CUDA devices, after a kernel ran on each; the CPU when there is none."""
-    if not torch.cuda.is_available():
-        build = (
-            f"this PyTorch is built for CUDA {torch.version.cuda}"
-            if torch.version.cuda
-            else "this PyTorch is built for the CPU only"
+def not_run(reason: str) -> Callable[[], str]:
+    """A check that does not run, for `reason`."""
+
+    def check() -> str:
+        raise Skip(reason)
+
+    return check
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The NVIDIA driver that nvidia-smi reports: its version, or why there is none."""
+
+    version: str | None
+    problem: str = ""
+
+    def __str__(self) -> str:
+        if self.version:
+            return f"NVIDIA driver {self.version}"
+        return f"NVIDIA driver not found ({self.problem})"
+
+
+def nvidia_driver() -> Driver:
+    """The driver's version from `nvidia-smi --query-gpu=driver_version` (the first GPU's)."""
+    command = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        return Driver(None, "no nvidia-smi on PATH")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Driver(None, f"nvidia-smi: {e}")
+    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    if done.returncode == 0 and lines and re.fullmatch(r"\d+(\.\d+)+", lines[0]):
+        return Driver(lines[0])
+    said = lines[0] if lines else "no output"
+    return Driver(None, f"nvidia-smi exited with {done.returncode}: {said}")
+
+
+def versions_found(driver: Driver) -> str:
+    """The driver, the CUDA that PyTorch is built for, and PyTorch's version."""
+    cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU-only build)"
+    return f"{driver}, {cuda}, torch {torch.__version__}"
+
+
+def cuda_problem() -> str:
+    """Why CUDA does not initialise, in PyTorch's words (its first sentence)."""
+    try:
+        torch.cuda.init()
+    except Exception as e:  # whatever CUDA's initialisation raises is the answer
+        return str(e).split(". ")[0].strip().rstrip(".")
+    return "CUDA initialises but finds no device"
+
+
+def gpu_fix(driver: Driver, cuda: str | None) -> str:
+    """What to do when PyTorch, built for `cuda` (None: for the CPU), finds no usable GPU."""
+    if cuda is None:
+        return "This PyTorch is built for the CPU only: install a CUDA build (the image's)."
+    if driver.version is None:
+        return (
+            "Give the container the GPUs: docker run --gpus all, apptainer exec --nv, "
+            "or a Kubernetes nvidia.com/gpu limit."
         )
+    found = tuple(int(part) for part in driver.version.split("."))
+    major = int(cuda.split(".")[0])
+    needed = MIN_DRIVER.get(major)
+    if needed is None or found >= needed:
+        return (
+            "Check CUDA_VISIBLE_DEVICES and that the container was given the GPUs "
+            "(nvidia-smi lists those it sees)."
+        )
+    need = f"PyTorch built for CUDA {cuda} needs NVIDIA driver >= {'.'.join(map(str, needed))}"
+    if major > 12 and found >= MIN_DRIVER[12]:
+        return (
+            f"{need}: use the image's CUDA 12 build (bash scripts/build-image.sh --cuda 12.6.3, "
+            "see docs/container.md) or a newer driver."
+        )
+    return f"{need}: ask for a newer driver."
+
+
+def check_accelerator(require_gpu: bool) -> str:
+    """The CUDA devices, after a kernel ran on each, with the driver, CUDA and PyTorch
+    versions; the CPU when there is none (a failure with `require_gpu`, saying what to do)."""
+    if not torch.cuda.is_available():
+        driver = nvidia_driver()
         detail = (
-            f"no CUDA device visible, training runs on the CPU ({os.cpu_count()} cores); {build}"
+            f"no CUDA device visible, training runs on the CPU ({os.cpu_count()} cores); "
+            f"{versions_found(driver)}"
         )
         if require_gpu:
             raise CheckFailed(
-                f"{detail}. Give the container the GPUs: docker run --gpus all, "
-                "apptainer exec --nv, or a Kubernetes nvidia.com/gpu limit."
+                f"no usable CUDA device: {cuda_problem()}; {versions_found(driver)}. "
+                f"{gpu_fix(driver, torch.version.cuda)}"
             )
         return detail
     devices = []
@@ -122,7 +208,7 @@ def check_accelerator(require_gpu: bool) -> str:
             f"cuda:{index} {props.name} (sm_{props.major}{props.minor}, "
             f"{props.total_memory / 2**30:.0f} GiB)"
         )
-    return f"{', '.join(devices)}; CUDA {torch.version.cuda}"
+    return f"{', '.join(devices)}; {versions_found(nvidia_driver())}"
 
 
 def check_training() -> str:
@@ -193,7 +279,8 @@ def check_data(source: str, settings: S3Settings | None = None) -> str:
 
 
 def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
-    """Run every check with the output and data that `overrides` configure; the exit code."""
+    """Run every check with the output and data that `overrides` configure; the exit code.
+    With `require_gpu`, the accelerator check comes first and, failing, ends the run."""
     cfg = compose(overrides)
     stamp = versions()
     print(
@@ -207,15 +294,18 @@ def smoke(overrides: Sequence[str], require_gpu: bool = False) -> int:
     logger.setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
-        outcomes = [
-            run_check("accelerator", lambda: check_accelerator(require_gpu)),
-            run_check("training", check_training),
-        ]
-        settings = storage_settings(cfg.storage)
-        outcomes += [
-            run_check("checkpoint", lambda: check_checkpoint(str(cfg.output), settings)),
-            run_check("data", lambda: check_data(str(cfg.data.source), settings)),
-        ]
+        outcomes = [run_check("accelerator", lambda: check_accelerator(require_gpu))]
+        if require_gpu and outcomes[0].status == "FAIL":
+            # Training and writing on the CPU would only delay the answer.
+            skip = not_run("not run: --require-gpu and no usable GPU")
+            outcomes += [run_check(name, skip) for name in ("training", "checkpoint", "data")]
+        else:
+            outcomes.append(run_check("training", check_training))
+            settings = storage_settings(cfg.storage)
+            outcomes += [
+                run_check("checkpoint", lambda: check_checkpoint(str(cfg.output), settings)),
+                run_check("data", lambda: check_data(str(cfg.data.source), settings)),
+            ]
     finally:
         logger.setLevel(level)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("PASS", "FAIL", "SKIP")}

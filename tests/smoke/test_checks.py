@@ -9,10 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
 
 from inat.errors import InatError
-from inat.smoke import CheckFailed, Skip, check_accelerator, check_checkpoint, check_data
+from inat.smoke import CheckFailed, Skip, check_checkpoint, check_data
 
 
 @pytest.fixture
@@ -63,10 +62,3 @@ def test_data_over_http_reports_the_size_or_the_status(http_folder):
 def test_generated_data_is_skipped():
     with pytest.raises(Skip, match="synthetic"):
         check_data("synthetic")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible here")
-def test_require_gpu_fails_without_one_and_says_how_to_give_it():
-    assert "no CUDA device" in check_accelerator(require_gpu=False)
-    with pytest.raises(CheckFailed, match="--gpus all"):
-        check_accelerator(require_gpu=True)

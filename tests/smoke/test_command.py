@@ -53,6 +53,28 @@ def test_a_failing_check_fails_the_command_naming_the_problem(tmp_path, aws_env)
     assert str(missing) in checks["data"][1]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible here")
+def test_require_gpu_without_one_fails_first_naming_the_versions(tmp_path, nvidia_smi):
+    nvidia_smi("550.54.15\n")  # a cluster's driver, too old for a CUDA 13 PyTorch
+
+    done = run_inat(tmp_path, "smoke", "--require-gpu", f"output={tmp_path}/out")
+
+    assert done.returncode == ExitCode.FAILURE, done.stdout + done.stderr
+    checks = report(done.stdout)
+    assert list(checks) == CHECKS, done.stdout
+    status, detail = checks["accelerator"]
+    assert status == "FAIL"
+    versions = f"NVIDIA driver 550.54.15, CUDA {torch.version.cuda}, torch {torch.__version__}"
+    assert versions in detail
+    if torch.version.cuda and torch.version.cuda.startswith("13."):
+        assert "driver >= 580: use the image's CUDA 12 build" in detail
+    # The slower checks never ran: no training, nothing written to the output.
+    not_run = ("SKIP", "not run: --require-gpu and no usable GPU")
+    assert [checks[name] for name in CHECKS[1:]] == [not_run] * 3
+    assert not (tmp_path / "out").exists()
+    assert re.search(r"0 passed, 1 failed, 3 skipped", done.stdout)
+
+
 def test_overrides_that_do_not_compose_are_bad_input(tmp_path):
     done = run_inat(tmp_path, "smoke", "no_such_key=1")
 

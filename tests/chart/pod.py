@@ -1,4 +1,5 @@
-"""Start the container of a rendered Job here, as the kubelet would start it in a pod.
+"""Start the container of a rendered Job (or of the `helm test` Pod) here, as the kubelet
+would start it in a pod.
 
 No Kubernetes can run on these machines, so this stands in for the Job controller and
 the kubelet, only as far as the chart relies on them, and fails on anything else:
@@ -49,9 +50,14 @@ def expand_refs(text: str, env: dict[str, str]) -> str:
     return _VAR_REF.sub(replace, text)
 
 
-def _mounts(manifests: list[dict[str, Any]], root: Path) -> dict[str, Path]:
+def pod_spec(manifests: list[dict[str, Any]], kind: str = "Job") -> dict[str, Any]:
+    """The spec of the one Job's pods, or of the one Pod (kind="Pod")."""
+    manifest = one(manifests, kind)
+    return manifest["spec"]["template"]["spec"] if kind == "Job" else manifest["spec"]
+
+
+def _mounts(manifests: list[dict[str, Any]], spec: dict[str, Any], root: Path) -> dict[str, Path]:
     """mountPath -> the local folder standing for that volume (with a ConfigMap's files)."""
-    spec = one(manifests, "Job")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {}
     for mount in spec["containers"][0]["volumeMounts"]:
@@ -105,17 +111,20 @@ def prepare(
     manifests: list[dict[str, Any]],
     root: Path,
     *,
+    kind: str = "Job",
     index: int | None = None,
     secrets: dict[str, dict[str, str]] | None = None,
     base_env: dict[str, str] | None = None,
 ) -> Pod:
-    """The Job's container as a local process, for completion `index` of an Indexed Job.
+    """The container of the Job (or of the Pod, kind="Pod") as a local process, for
+    completion `index` of an Indexed Job.
 
     `base_env` stands for what the image sets (PATH finds this Python's `inat`); the
     rendered env comes on top of it.
     """
-    container = one(manifests, "Job")["spec"]["template"]["spec"]["containers"][0]
-    mounts = _mounts(manifests, root)
+    spec = pod_spec(manifests, kind)
+    container = spec["containers"][0]
+    mounts = _mounts(manifests, spec, root)
     annotations = {} if index is None else {COMPLETION_INDEX: str(index)}
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(base_env or {})}

@@ -51,9 +51,16 @@ def cluster(aws_env: dict[str, str], s3_server, s3_bucket: str) -> dict[str, Any
     }
 
 
-def _pod(cluster: dict[str, Any], manifests: list[dict], root, index: int | None = None):
+def _pod(
+    cluster: dict[str, Any], manifests: list[dict], root, index: int | None = None, kind="Job"
+):
     return prepare(
-        manifests, root, index=index, secrets=cluster["secrets"], base_env=cluster["base_env"]
+        manifests,
+        root,
+        kind=kind,
+        index=index,
+        secrets=cluster["secrets"],
+        base_env=cluster["base_env"],
     )
 
 
@@ -231,3 +238,34 @@ def test_an_adaptive_sweeps_pods_run_workers_that_complete_it(cluster, s3_client
     assert f"claims/{4:04d}.json" not in objects  # run_cap points, no more
     summary = json.loads(objects["summary.json"])  # written by the worker that ended last
     assert summary["method"] == "bayes" and summary["counts"] == {"done": 4}
+
+
+def test_helm_test_runs_inat_smoke_against_the_releases_storage(cluster, s3_client, tmp_path):
+    bucket = cluster["bucket"]
+    s3_client.put_object(Bucket=bucket, Key="data/nature_12K.zip", Body=b"an archive")
+    no_gpu = {"nvidia.com/gpu": None}
+    manifests = render(
+        [SMOKE],
+        {
+            **cluster["values"],
+            "output": f"s3://{bucket}/runs",
+            "data": {"source": f"s3://{bucket}/data/nature_12K.zip"},
+            "resources": {"requests": no_gpu, "limits": no_gpu},
+        },
+    )
+    pod = _pod(cluster, manifests, tmp_path, kind="Pod")
+    assert pod.argv[:2] == ["inat", "smoke"]
+    done = run(pod)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(
+        line.startswith("PASS checkpoint") and f"written to s3://{bucket}/runs/.inat-smoke-" in line
+        for line in lines
+    ), done.stdout
+    assert any(
+        line.startswith("PASS data") and f"s3://{bucket}/data/nature_12K.zip can be read" in line
+        for line in lines
+    ), done.stdout
+    assert "smoke: 4 passed, 0 failed, 0 skipped" in done.stdout
+    # The probe checkpoint is gone: the release's output holds only what training writes.
+    assert _objects(s3_client, bucket, "runs") == {}

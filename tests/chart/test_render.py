@@ -36,6 +36,7 @@ from .pod import expand_refs
 DEMO = next(p for p in JOB_FILES if p.name == "demo_sweep.yaml")
 SMOKE = next(p for p in JOB_FILES if p.name == "smoke.yaml")
 VALUE_SETS = [*JOB_FILES, *CI_VALUES]
+CHART_YAML = yaml.safe_load((CHART / "Chart.yaml").read_text())
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -328,24 +329,76 @@ def test_overrides_come_after_the_charts_own_and_survive_variable_expansion():
     ]
 
 
-def test_resources_follow_the_recommended_labels():
-    manifests = render([DEMO], release="lr-sweep")
-    for manifest in manifests:
-        labels = manifest["metadata"]["labels"]
-        assert labels["app.kubernetes.io/name"] == "inat"
-        assert labels["app.kubernetes.io/instance"] == "lr-sweep"
-        assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["app.kubernetes.io/component"] == "sweep"
-        assert labels["app.kubernetes.io/part-of"] == "inat"
-        assert "app.kubernetes.io/version" in labels
+STANDARD_LABELS = {
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+}
+
+
+def test_every_object_and_pod_template_has_the_standard_labels(rendered_value_sets):
+    files, _ = rendered_value_sets
+    for file in files:
+        for manifest in filter(None, yaml.safe_load_all(file.read_text())):
+            where = f"{file.name}: {manifest['kind']}"
+            labels = manifest["metadata"]["labels"]
+            assert labels.keys() >= {*STANDARD_LABELS, "helm.sh/chart"}, where
+            if manifest["kind"] == "Job":
+                pod_labels = manifest["spec"]["template"]["metadata"]["labels"]
+                # All but helm.sh/chart, which would change with every chart version.
+                assert pod_labels.keys() >= STANDARD_LABELS, where
+                assert "helm.sh/chart" not in pod_labels, where
+                assert {k: labels[k] for k in STANDARD_LABELS} == {
+                    k: pod_labels[k] for k in STANDARD_LABELS
+                }, where
+
+
+def test_the_recommended_labels_name_the_release_and_what_it_runs():
+    manifests = render([DEMO], {"podLabels": {"team": "vision"}}, release="lr-sweep")
     pod_labels = one(manifests, "Job")["spec"]["template"]["metadata"]["labels"]
     assert pod_labels == {
         "app.kubernetes.io/name": "inat",
         "app.kubernetes.io/instance": "lr-sweep",
+        "app.kubernetes.io/version": CHART_YAML["appVersion"],
+        "app.kubernetes.io/component": "sweep",
+        "app.kubernetes.io/part-of": "inat",
+        "app.kubernetes.io/managed-by": "Helm",
+        "team": "vision",
     }
-    assert one(render([SMOKE]), "Job")["metadata"]["labels"]["app.kubernetes.io/component"] == (
+    for manifest in manifests:
+        assert manifest["metadata"]["labels"]["helm.sh/chart"] == f"inat-{CHART_YAML['version']}"
+    single = one(render([SMOKE]), "Job")
+    assert single["metadata"]["labels"]["app.kubernetes.io/component"] == "training-run"
+    assert single["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == (
         "training-run"
     )
+
+
+def test_pod_labels_do_not_replace_the_charts_own():
+    clash = {"app.kubernetes.io/instance": "other", "app.kubernetes.io/component": "x"}
+    job = one(render([DEMO], {"podLabels": clash}), "Job")
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["app.kubernetes.io/instance"] == "test"
+    assert pod_labels["app.kubernetes.io/component"] == "sweep"
+
+
+def test_a_new_chart_version_leaves_the_jobs_pod_template_as_it_is(tmp_path):
+    # A Job's pod template cannot change: `helm upgrade` to a new chart with the same
+    # values (e.g. to change parallelism) must not touch it.
+    chart = tmp_path / "inat"
+    shutil.copytree(CHART, chart)
+    (chart / "Chart.yaml").write_text(yaml.safe_dump({**CHART_YAML, "version": "99.0.0"}))
+    args = ["--namespace", "ml", "-f", str(DEMO), "--set", f"output={OUTPUT}"]
+    jobs = []
+    for path in (CHART, chart):
+        done = helm("template", "test", str(path), *args)
+        assert done.returncode == 0, done.stderr
+        jobs.append(one([m for m in yaml.safe_load_all(done.stdout) if m], "Job"))
+    assert jobs[1]["metadata"]["labels"]["helm.sh/chart"] == "inat-99.0.0"
+    assert jobs[0]["spec"]["template"] == jobs[1]["spec"]["template"]
 
 
 def test_long_release_names_keep_pod_names_within_limits():
@@ -560,7 +613,7 @@ def test_extra_volumes_do_not_replace_the_charts_own(values, message):
 
 def test_every_namespaced_object_names_the_release_namespace():
     manifests = render([DEMO], {"serviceAccount": {"create": True}})
-    assert sorted(m["kind"] for m in manifests) == ["ConfigMap", "Job", "ServiceAccount"]
+    assert sorted(m["kind"] for m in manifests) == ["ConfigMap", "Job", "Pod", "ServiceAccount"]
     for manifest in manifests:
         assert manifest["metadata"]["namespace"] == "ml", manifest["kind"]
 

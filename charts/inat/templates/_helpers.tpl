@@ -31,14 +31,24 @@ app.kubernetes.io/name: {{ include "inat.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Labels of every resource. */}}
-{{- define "inat.labels" -}}
-helm.sh/chart: {{ include "inat.chart" . }}
+{{/*
+Labels of the pods: every standard label but helm.sh/chart. A Job's pod template cannot
+change while the Job exists, so a label that changes with every chart version would make
+each `helm upgrade` to a new chart fail; the version label is appVersion's, the image's
+default tag.
+*/}}
+{{- define "inat.podLabels" -}}
 {{ include "inat.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: {{ ternary "sweep" "training-run" (include "inat.isSweep" . | eq "true") }}
 app.kubernetes.io/part-of: inat
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of every resource: the pods' and the chart's name and version. */}}
+{{- define "inat.labels" -}}
+helm.sh/chart: {{ include "inat.chart" . }}
+{{ include "inat.podLabels" . }}
 {{- end -}}
 
 {{/* The ServiceAccount of the pods; empty: the namespace's default. */}}
@@ -253,7 +263,7 @@ A quantity (10Gi, 500M, 1.5e3, 2048) in bytes, as a number; the schema has check
 {{/*
 The container's command line, as JSON: `inat sweep` on the job file, for one point of a
 sweep ($(JOB_COMPLETION_INDEX)) or, in an adaptive sweep, the workers of one task, under
-`inat launch` with one process per GPU when a point's pod has several. "$" in values is doubled: Kubernetes expands $(VAR) in args.
+`inat launch` with one process per GPU when a point's pod has several; inat.overrides last.
 */}}
 {{- define "inat.commandLine" -}}
 {{- $gpus := include "inat.gpus" . | int -}}
@@ -272,6 +282,13 @@ sweep ($(JOB_COMPLETION_INDEX)) or, in an adaptive sweep, the workers of one tas
 {{- end -}}
 {{- /* --index and --task go before the job file: `inat sweep` reads no overrides after an option. */ -}}
 {{- $args = append $args "/etc/inat/job.yaml" -}}
+{{- $args = concat $args (include "inat.escape" (include "inat.overrides" . | fromJsonArray) | fromJsonArray) -}}
+{{- dict "command" $command "args" $args | toJson -}}
+{{- end -}}
+
+{{/* The overrides of every point that the chart adds, as JSON: output, cache, data source
+and W&B, then `overrides`. */}}
+{{- define "inat.overrides" -}}
 {{- $output := required "output: set the s3:// URI that run directories go to, e.g. --set output=s3://my-bucket/inat-runs" .Values.output -}}
 {{- $overrides := list (printf "output=%s" $output) "data.cache_dir=/cache" -}}
 {{- with .Values.data.source -}}
@@ -286,10 +303,16 @@ sweep ($(JOB_COMPLETION_INDEX)) or, in an adaptive sweep, the workers of one tas
 {{- $overrides = append $overrides (printf "logger.wandb.entity=%s" .) -}}
 {{- end -}}
 {{- end -}}
-{{- range concat $overrides (.Values.overrides | default list) -}}
-{{- $args = append $args (replace "$" "$$" .) -}}
+{{- concat $overrides (.Values.overrides | default list) | toJson -}}
 {{- end -}}
-{{- dict "command" $command "args" $args | toJson -}}
+
+{{/* A list of arguments as JSON, each "$" doubled: Kubernetes expands $(VAR) in args. */}}
+{{- define "inat.escape" -}}
+{{- $escaped := list -}}
+{{- range . -}}
+{{- $escaped = append $escaped (replace "$" "$$" .) -}}
+{{- end -}}
+{{- toJson $escaped -}}
 {{- end -}}
 
 {{/*
@@ -327,4 +350,142 @@ never the value (a JSON-schema pattern error would print it into the terminal or
 {{- fail (printf "extraEnv[%d] (%s): no literal secrets in extraEnv: use valueFrom.secretKeyRef" $i $env.name) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+What every pod of the release has, the training pods and `helm test`'s alike: the identity,
+the image pull Secrets, the security context and where it may run.
+*/}}
+{{- define "inat.podSpec" -}}
+enableServiceLinks: false
+automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+{{- with include "inat.serviceAccountName" . }}
+serviceAccountName: {{ . }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with .Values.schedulerName }}
+schedulerName: {{ . }}
+{{- end }}
+{{- with include "inat.imagePullSecrets" . | fromJsonArray }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- with .Values.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The inat container's environment: storage, credentials, W&B, then extraEnv. */}}
+{{- define "inat.env" -}}
+# The root filesystem is read-only: everything that writes goes to /tmp.
+- name: HOME
+  value: /tmp
+- name: PYTHONUNBUFFERED
+  value: "1"
+{{- with .Values.s3.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.s3.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.credentials.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.credentials.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.credentials.secretAccessKeyKey }}
+{{- with $.Values.credentials.sessionTokenKey }}
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.credentials.existingSecret }}
+      key: {{ . }}
+{{- end }}
+{{- end }}
+{{- if .Values.wandb.enabled }}
+- name: WANDB_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "wandb.existingSecret: name the Secret holding the W&B API key" .Values.wandb.existingSecret }}
+      key: {{ .Values.wandb.apiKeyKey }}
+- name: WANDB_MODE
+  value: online
+- name: WANDB_DIR
+  value: /tmp
+{{- with .Values.wandb.baseUrl }}
+- name: WANDB_BASE_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Where the inat container mounts the volumes of inat.volumes. */}}
+{{- define "inat.volumeMounts" -}}
+- name: job
+  mountPath: /etc/inat
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: cache
+  mountPath: /cache
+- name: shm
+  mountPath: /dev/shm
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The pods' volumes: the job file, /tmp, the data cache, /dev/shm, then extraVolumes. */}}
+{{- define "inat.volumes" -}}
+- name: job
+  configMap:
+    name: {{ include "inat.fullname" . }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSize }}
+- name: cache
+  {{- with .Values.data.cache.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ . }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.data.cache.sizeLimit }}
+  {{- end }}
+- name: shm
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.shmSize }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

@@ -4,6 +4,7 @@ page that exists, at a heading it has (GitHub's anchors)."""
 from __future__ import annotations
 
 import re
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,24 @@ def test_every_relative_link_lands_on_a_page_and_a_heading(page: Path) -> None:
         assert linked.exists(), f"{page.name}: {target}"
         if anchor and linked.suffix == ".md":
             assert anchor in _anchors(linked), f"{page.name}: {target}"
+
+
+def _first_cells(page: Path, heading: str) -> list[str]:
+    """The first cell of each row of the first table below `heading` in `page`."""
+    after = page.read_text().split(f"\n{heading}\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(after) if line.startswith("|"))
+    table = list(takewhile(lambda line: line.startswith("|"), after[start:]))
+    return [row.split("|")[1].strip().strip("`").split("`")[0] for row in table[2:]]
+
+
+def test_the_tables_that_copy_the_code_name_what_the_code_defines() -> None:
+    # A table in the docs that lists what the code defines is compared with it.
+    from inat.errors import ExitCode
+    from inat.results.export import FILES
+    from inat.schema import TRACKERS
+
+    docs = ROOT / "docs"
+    codes = _first_cells(docs / "configs.md", "## Exit codes")
+    assert [int(code) for code in codes] == sorted(int(code) for code in ExitCode)
+    assert _first_cells(docs / "configs.md", "## Logging") == list(TRACKERS)
+    assert _first_cells(docs / "results.md", "## Export") == list(FILES)

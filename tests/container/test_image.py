@@ -43,7 +43,7 @@ class S3Job:
         """The `podman run` command line of `inat train` writing to s3://BUCKET/runs/job."""
         return [
             "podman", "run", *self.options, self.image, "inat", "train",
-            f"output=s3://{self.bucket}/runs", "name=job", *TINY, *overrides,
+            f"output=s3://{self.bucket}/runs", *TINY, "name=job", *overrides,
         ]  # fmt: skip
 
 

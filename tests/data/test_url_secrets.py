@@ -106,15 +106,15 @@ def test_a_url_password_reaches_no_output_of_a_run(
     for secret in (PASSWORD, SIGNATURE):
         assert secret not in output
         assert not [text for text in shown_by_trackers if secret in text]
-        # every file: run directory (metrics.csv, event files), cache (markers, keys),
-        # Hydra's log files, the offline W&B run, the MLflow server's database and artifacts
+        # every file: run directory (metrics.csv, event files, train.log), cache (markers,
+        # keys), the offline W&B run, the MLflow server's database and artifacts
         assert _files_holding(tmp_path, secret) == []
         assert not any(secret in str(path) for path in tmp_path.rglob("*"))
     assert (run_dir / "result.json").is_file() and (run_dir / "metrics.csv").is_file()
     assert list(board.rglob("events.out.tfevents.*"))
     assert list((tmp_path / "wb").rglob("*.wandb"))
     assert list((tmp_path / "mlflow-server").rglob("mlflow.db"))
-    assert list((tmp_path / "logs").rglob("*.log"))
+    assert (run_dir / "train.log").is_file()
 
 
 def test_a_failed_download_records_its_error_without_the_password(

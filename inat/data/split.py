@@ -56,19 +56,18 @@ def require_splittable(
         return
     listed = ", ".join(f"{name} has {n} readable image{'s' * (n != 1)}" for name, n in few)
     if flat:
+        split = "a validation and a test split"
+        held = "data.val_fraction and data.test_fraction of them (at least one each) held out for "
+        held += "validation and test"
         folders = ", ".join(f"{name}/" for name, _ in few)
-        raise DataError(
-            f"too few images in {split_dir} to hold out a validation and a test split: "
-            f"{listed}; each class needs at least {need}, one kept for training and "
-            "data.val_fraction and data.test_fraction of them (at least one each) held out "
-            f"for validation and test. Add images to {folders}, or remove the class folder "
-            "and set data.num_classes to the new number of classes."
-        )
-    folders = ", ".join(f"{split_dir.name}/{name}/" for name, _ in few)
+        remove = "the class folder"
+    else:
+        split = "a validation split"
+        held = "data.val_fraction of them (at least one) held out for validation"
+        folders = ", ".join(f"{split_dir.name}/{name}/" for name, _ in few)
+        remove = "the class from train/ and val/"
     raise DataError(
-        f"too few images in {split_dir} to hold out a validation split: {listed}; "
-        f"each class needs at least {need}, one kept for training and "
-        "data.val_fraction of them (at least one) held out for validation. "
-        f"Add images to {folders}, or remove the class from train/ and val/ and set "
-        "data.num_classes to the new number of classes."
+        f"too few images in {split_dir} to hold out {split}: {listed}; each class needs at "
+        f"least {need}, one kept for training and {held}. Add images to {folders}, or remove "
+        f"{remove} and set data.num_classes to the new number of classes."
     )

@@ -134,27 +134,36 @@ def build_dataloaders(
             f"data.num_classes={len(classes)} or point data.source at the data set you meant."
         )
     max_bad_fraction, split_seed = _setting(cfg, "max_bad_fraction"), _setting(cfg, "split_seed")
+    val_fraction = _setting(cfg, "val_fraction")
+    split = {"layout": "class folders" if flat else "train/ and val/", "val_fraction": val_fraction}
     if flat:  # the test set is held out of the class folders like the validation set
         train_split = test_split = FLAT
         images, skipped = _readable_samples(root, FLAT, classes, max_bad_fraction)
         require_splittable(images, classes, root, flat=True)
-        train_all, test = stratified_split(images, _setting(cfg, "test_fraction"), split_seed)
+        split["test_fraction"] = test_fraction = _setting(cfg, "test_fraction")
+        train_all, test = stratified_split(images, test_fraction, split_seed)
         log.info(
             "%s has no train/ and val/: its class folders are split, per class, into test "
             "(data.test_fraction=%g), validation (data.val_fraction=%g of the rest) and "
             "training images, by data.split_seed=%d",
             root,
-            _setting(cfg, "test_fraction"),
-            _setting(cfg, "val_fraction"),
+            test_fraction,
+            val_fraction,
             split_seed,
         )
+        # One split of the prepared data; the three sets are subsets of it.
+        files = {FLAT: [path for path, _ in images]}
     else:
         train_split, test_split = SPLITS
         train_all, skipped_train = _readable_samples(root, train_split, classes, max_bad_fraction)
         test, skipped_test = _readable_samples(root, test_split, classes, max_bad_fraction)
         skipped = skipped_train + skipped_test
         require_splittable(train_all, classes, root / train_split)
-    train, val = stratified_split(train_all, _setting(cfg, "val_fraction"), split_seed)
+        files = {
+            train_split: [path for path, _ in train_all],
+            test_split: [path for path, _ in test],
+        }
+    train, val = stratified_split(train_all, val_fraction, split_seed)
     log.info(
         "data set %s: %d classes; %d training, %d validation and %d test images",
         root,
@@ -163,10 +172,7 @@ def build_dataloaders(
         len(val),
         len(test),
     )
-    split = {
-        "layout": "class folders" if flat else "train/ and val/",
-        "val_fraction": _setting(cfg, "val_fraction"),
-        **({"test_fraction": _setting(cfg, "test_fraction")} if flat else {}),
+    split |= {
         "split_seed": split_seed,
         "images": {"train": len(train), "validation": len(val), "test": len(test)},
     }
@@ -176,22 +182,15 @@ def build_dataloaders(
     pipeline = _setting(cfg, "pipeline")
     train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
     if pipeline == "prepared":
-        # A flat folder's images are one split of the prepared data, its three sets subsets.
-        files = {
-            train_split: [path for path, _ in train_all],
-            test_split: [path for path, _ in test],
-        }
-        if flat:
-            files = {FLAT: [path for path, _ in images]}
         cache = cache_folder(cfg.get("cache_dir"))
         folder = prepare(
             str(source), root, files, image_size, cache, cfg.get("prepared_dir"), settings
         )
         splits = read_index(folder)["splits"]
         failed = [
-            (Path(split) / relpath).as_posix()
-            for split in files
-            for relpath in splits[split]["failed"]
+            (Path(name) / relpath).as_posix()
+            for name in files
+            for relpath in splits[name]["failed"]
         ]
         datasets: tuple[Dataset, ...] = (
             PreparedImages(folder, train_split, train),

@@ -48,8 +48,7 @@ def require_splittable(
     """DataError naming the classes of `split_dir` (train/, or a flat folder of class
     folders) with too few images to keep one for training and hold one out for validation
     (and, `flat`, one for the test)."""
-    held_out = ["validation", "test"] if flat else ["validation"]
-    need = 1 + len(held_out)
+    need = 3 if flat else 2  # one image for training, one for each split held out
     counts = Counter(label for _, label in samples)
     few = [(name, counts[label]) for label, name in enumerate(classes) if counts[label] < need]
     if not few:

@@ -46,6 +46,7 @@ from inat.compose import config_error, hydra_overrides
 from inat.errors import ConfigError, ExitCode, InatError
 from inat.launch import launch
 from inat.rundir import CONFIG, MANIFEST, RESULT, Status
+from inat.schema import TTA_MODES
 from inat.storage import open_storage, storage_settings
 
 if TYPE_CHECKING:
@@ -364,7 +365,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from inat.results.classifier import load_classifier
     from inat.results.evaluate import evaluate_checkpoint, report
 
-    evaluation = evaluate_checkpoint(load_classifier(args.checkpoint), args.data, args.cache_dir)
+    classifier = load_classifier(args.checkpoint)
+    evaluation = evaluate_checkpoint(classifier, args.data, args.cache_dir, args.tta)
     print(json.dumps(evaluation, indent=2) if args.json else report(evaluation))
     return ExitCode.OK
 
@@ -374,7 +376,7 @@ def _predict(args: argparse.Namespace) -> int:
     from inat.results.predict import image_files, predict, report
 
     files = image_files(args.images)
-    result = predict(load_classifier(args.checkpoint), files, args.top_k)
+    result = predict(load_classifier(args.checkpoint), files, args.top_k, args.tta)
     print(json.dumps(result, indent=2) if args.json else report(result))
     return ExitCode.OK
 
@@ -478,6 +480,10 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     )
     results.set_defaults(run=_results)
 
+    tta_help = (
+        "test-time augmentation: none, or flip (the mean of the predictions for each image "
+        "and its mirror image); default: the run's trainer.tta"
+    )
     evaluate = commands.add_parser(
         "evaluate",
         help="test accuracy, per-class accuracy and confusion matrix of a checkpoint",
@@ -498,6 +504,7 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="the data cache (default: see docs/data.md)",
     )
+    evaluate.add_argument("--tta", choices=TTA_MODES, default=None, help=tta_help)
     evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
     evaluate.set_defaults(run=_evaluate)
 
@@ -511,6 +518,7 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--top-k", type=int, default=3, metavar="K", help="classes shown per image (default: 3)"
     )
+    predict.add_argument("--tta", choices=TTA_MODES, default=None, help=tta_help)
     predict.add_argument("--json", action="store_true", help="print JSON for scripts")
     predict.set_defaults(run=_predict)
 

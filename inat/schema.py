@@ -134,6 +134,7 @@ PIPELINES = ("prepared", "images")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 RETRY_MODES = ("standard", "adaptive", "legacy")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+TTA_MODES = ("none", "flip")  # test-time augmentation (inat.train.scoring.with_tta)
 TRACKERS = ("wandb", "tensorboard", "mlflow", "csv")  # the options of logger=, in LoggerConfig
 
 
@@ -363,6 +364,16 @@ class TrainerConfig:
     """Head-only fine-tuning on the frozen backbone's features, computed once."""
     lease_timeout_s: float = field(default=300, metadata=checked(POSITIVE))
     """Seconds without a heartbeat after which another process may take the run over."""
+    ema_decay: float | None = field(
+        default=None, metadata=checked(number(0, 1, low_open=True, nullable=True))
+    )
+    """Keep a moving average of the weights with this decay per optimizer step (e.g. 0.999);
+    validation, the best checkpoint's test, evaluate, predict and export then use it."""
+    ema_warmup: bool = True
+    """Let the average's decay grow from 0 to ema_decay over the first steps (timm's warm-up)."""
+    tta: str = field(default="none", metadata=checked(one_of(*TTA_MODES)))
+    """Test-time augmentation of the test (and of evaluate and predict): none, or flip (the
+    mean of the predictions for each image and its mirror image)."""
 
 
 @dataclass

@@ -24,7 +24,11 @@ from inat.train.checkpoint import BEST, STATE_FILE, CheckpointManager
 
 @dataclass
 class Classifier:
-    """A trained model in eval mode on the CPU, with the config and classes it was trained with."""
+    """A trained model in eval mode on the CPU, with the config and classes it was trained with.
+
+    The weights are the moving average of the run's weights where it kept one
+    (trainer.ema_decay): those it validated and tested.
+    """
 
     model: nn.Module
     config: dict[str, Any]
@@ -35,6 +39,11 @@ class Classifier:
     def image_size(self) -> int:
         """The side of the square images the model takes."""
         return self.config["data"]["image_size"]
+
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation the run tested with (trainer.tta)."""
+        return self.config["trainer"].get("tta", "none")
 
     def data_root(self, source: str, cache_dir: str | None = None) -> Path:
         """The data set folder of `source` (see inat.data.resolve_source), which must have the
@@ -104,7 +113,8 @@ def load_classifier(uri: str) -> Classifier:
     if "weights" in model_cfg:
         model_cfg.weights = None  # the checkpoint holds every weight: fetch no pretrained ones
     model = build_model(model_cfg, config["data"]["num_classes"], config["data"]["image_size"])
-    model.load_state_dict(state["model"])
+    # The weights the run validated and tested: their moving average where it kept one.
+    model.load_state_dict(state["model"] if state.get("ema") is None else state["ema"])
     model.eval()
     return Classifier(model, config, list(state["classes"]), f"{storage.uri}/{path}")
 

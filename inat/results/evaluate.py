@@ -62,13 +62,14 @@ def folder_loader(classifier: Classifier, folder: Path) -> DataLoader:
 
 
 def evaluate_checkpoint(
-    classifier: Classifier, source: str, cache_dir: str | None = None
+    classifier: Classifier, source: str, cache_dir: str | None = None, tta: str | None = None
 ) -> dict[str, Any]:
     """Score `classifier` on the test set of `source` as the trainer does, or on the images
     of a plain folder of class folders (see class_folder).
 
-    The data settings (image size, batch size, split) and the mixed precision are the
-    checkpoint's own, so a run's best checkpoint scores exactly its result.json's test figures.
+    The data settings (image size, batch size, split), the mixed precision and, unless
+    `tta` says otherwise, the test-time augmentation are the checkpoint's own, so a run's
+    best checkpoint scores exactly its result.json's test figures.
     Per-class accuracy covers the classes that have test images.
     """
     config = classifier.config
@@ -83,7 +84,7 @@ def evaluate_checkpoint(
     accelerator = Accelerator(mixed_precision=config["trainer"]["mixed_precision"])
     try:
         model, test = accelerator.prepare(classifier.model, loader)
-        scores = evaluate(model, test, accelerator, len(classes))
+        scores = evaluate(model, test, accelerator, len(classes), tta or classifier.tta)
     finally:
         # One accelerator state per process; a later evaluation may use another precision.
         AcceleratorState._reset_state(reset_partial_state=True)
@@ -93,6 +94,8 @@ def evaluate_checkpoint(
         "data": source,
         "images": len(loader.dataset),
         "accuracy": scores.accuracy,
+        "top5_accuracy": scores.top5_accuracy,
+        "tta": tta or classifier.tta,
         "loss": scores.loss,
         "per_class_accuracy": {
             name: per_class[name]
@@ -113,11 +116,14 @@ def report(evaluation: dict[str, Any]) -> str:
     width = max(len(name) for name in classes)
     numbers = [str(i) for i in range(1, len(classes) + 1)]
     tag = len(numbers[-1])
+    top5 = evaluation["top5_accuracy"]
+    top5 = "" if top5 is None else f", top-5 {100 * top5:.2f}%"
     cell = 2 + max(tag, *(len(str(n)) for row in matrix for n in row))
     lines = [
         f"checkpoint: {evaluation['checkpoint']}",
         f"data:       {evaluation['data']} ({evaluation['images']} test images)",
-        f"test accuracy {100 * evaluation['accuracy']:.2f}%, loss {evaluation['loss']:.4f}",
+        f"test accuracy {100 * evaluation['accuracy']:.2f}%{top5}, loss "
+        f"{evaluation['loss']:.4f} (test-time augmentation: {evaluation['tta']})",
         "",
         "per-class accuracy:",
         *(

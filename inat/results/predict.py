@@ -13,6 +13,7 @@ from inat.data.datasets import UNREADABLE, build_transform, load_rgb
 from inat.data.layout import IMAGE_SUFFIXES
 from inat.errors import ConfigError, DataError
 from inat.results.classifier import Classifier
+from inat.train.scoring import with_tta
 
 _BATCH = 64
 Skipped = dict[str, str]  # {"image": the file, "reason": why it was not predicted}
@@ -59,19 +60,26 @@ def load_images(files: Sequence[Path]) -> list[Image.Image]:
 
 
 @torch.no_grad()
-def probabilities(classifier: Classifier, images: Sequence[Image.Image]) -> torch.Tensor:
-    """Class probabilities, shape (images, classes), from the evaluation transform."""
+def probabilities(
+    classifier: Classifier, images: Sequence[Image.Image], tta: str = "none"
+) -> torch.Tensor:
+    """Class probabilities, shape (images, classes), from the evaluation transform, with the
+    test-time augmentation `tta` (inat.train.scoring.with_tta)."""
     transform = build_transform(classifier.image_size, augment=False)
+    score = with_tta(classifier.model, tta)
     batches = []
     for start in range(0, len(images), _BATCH):
         batch = torch.stack([transform(image) for image in images[start : start + _BATCH]])
-        batches.append(classifier.model(batch).float().softmax(dim=1))
+        batches.append(score(batch).float().softmax(dim=1))
     return torch.cat(batches)
 
 
-def predict(classifier: Classifier, files: Sequence[Path], top_k: int) -> dict[str, Any]:
+def predict(
+    classifier: Classifier, files: Sequence[Path], top_k: int, tta: str | None = None
+) -> dict[str, Any]:
     """For each file that is a readable image, its `top_k` classes with their probabilities,
     most likely first ("predictions"); the other files with the reason ("skipped").
+    `tta`: the test-time augmentation; None: the run's own (trainer.tta).
 
     DataError if no file is a readable image.
     """
@@ -86,7 +94,7 @@ def predict(classifier: Classifier, files: Sequence[Path], top_k: int) -> dict[s
         skipped.extend(unreadable)
         if not decoded:
             continue
-        probs = probabilities(classifier, [image for _, image in decoded])
+        probs = probabilities(classifier, [image for _, image in decoded], tta or classifier.tta)
         values, indices = probs.topk(k, dim=1)
         predictions.extend(
             {

@@ -91,6 +91,7 @@ def point_row(point: Mapping[str, Any], files: PointFiles) -> dict[str, Any]:
         "epochs_planned": result.get("epochs_planned"),
         "best_val_accuracy": result.get("best_val_accuracy", max(val, default=None)),
         "test_accuracy": (result.get("test") or {}).get("accuracy"),
+        "test_top5_accuracy": (result.get("test") or {}).get("top5_accuracy"),
         "wall_seconds": wall,
         "train_seconds": result.get(
             "train_seconds", sum(row.get("epoch_time", 0.0) for row in history)

@@ -18,6 +18,7 @@ _FIELDS = [
     "epochs_planned",
     "best_val_accuracy",
     "test_accuracy",
+    "test_top5_accuracy",
     "wall_seconds",
     "train_seconds",
 ]
@@ -59,8 +60,10 @@ def records(results: Results) -> list[dict[str, Any]]:
 
 def text(results: Results) -> str:
     """The leaderboard as an aligned table, with a line per file of the folder and of each
-    point that has problems."""
-    header = ["#", *_short(results.columns), "status", "epochs", "val acc", "test acc", "wall"]
+    point that has problems. A test top-5 column where some point has one (over 5 classes)."""
+    top5 = any(p.row["test_top5_accuracy"] is not None for p in results.points)
+    figures = ["val acc", "test acc", *(["test top5"] if top5 else []), "wall"]
+    header = ["#", *_short(results.columns), "status", "epochs", *figures]
     lines = []
     for point in results.ranked():
         row = point.row
@@ -72,11 +75,12 @@ def text(results: Results) -> str:
                 _epochs(row),
                 _percent(row["best_val_accuracy"]),
                 _percent(row["test_accuracy"]),
+                *([_percent(row["test_top5_accuracy"])] if top5 else []),
                 _duration(row["wall_seconds"]),
             ]
         )
     widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
-    numeric = {0, *range(len(header) - 4, len(header))}
+    numeric = {0, *range(len(header) - len(figures) - 1, len(header))}
     table = [
         "  ".join(
             cell.rjust(width) if i in numeric else cell.ljust(width)

@@ -223,6 +223,8 @@ class Tracker:
         """
         test, final = result["test"], result["final"] or {}
         scores = {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+        if test.get("top5_accuracy") is not None:
+            scores["test_top5_accuracy"] = test["top5_accuracy"]
         step = final.get("step", 0)
         self._log({"epoch": result["epochs"], **scores}, step)
         figures = _plots(self.run) if self.trackers else {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf, open_dict
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -47,6 +48,7 @@ from inat.storage import open_storage, storage_settings
 from inat.train.callbacks import Callback, EarlyStopping, StopRun
 from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from inat.train.describe import describe_run, parameter_counts
+from inat.train.ema import build_ema
 from inat.train.features import feature_loaders, use_cached_features
 from inat.train.optim import build_optimizer, build_scheduler, resume_scheduler
 from inat.train.scoring import Evaluation, evaluate
@@ -111,6 +113,7 @@ class Trainer:
     batch_size: int  # per process and micro-batch
     model: nn.Module  # the whole model: what checkpoints hold
     net: nn.Module  # what the loop trains: the prepared model, or its head on cached features
+    ema: ModelEmaV3 | None  # the moving average of the model's weights (trainer.ema_decay)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     features: bool  # the head trains on cached backbone features (inat.train.features)
@@ -262,6 +265,8 @@ class Trainer:
             self.cfg.scheduler, self.optimizer, self.steps_per_epoch, self.epochs
         )
         self.net, self.optimizer = self.accelerator.prepare(net, self.optimizer)
+        # Of the whole model, on its device; with cached features only its head changes.
+        self.ema = build_ema(self.cfg.trainer, self.model)
         if self.cfg.trainer.compile:
             self.net.compile()  # in place: the state dict keeps its keys
 
@@ -272,6 +277,8 @@ class Trainer:
         if saved is None:
             return
         self.accelerator.unwrap_model(self.model).load_state_dict(saved["model"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(saved["ema"])
         self.optimizer.load_state_dict(saved["optimizer"])
         resume_scheduler(self.scheduler, saved["scheduler"])
         if self.accelerator.scaler is not None and saved["scaler"] is not None:
@@ -332,6 +339,7 @@ class Trainer:
                 "skipped_images": self.data.skipped_images(),
                 "epochs_planned": self.epochs,
                 "cached_features": self.features,
+                "evaluated_weights": self._evaluated_weights(),
                 "parameters": self.parameters,
                 "versions": versions(),
                 "resumes": self.state.resumes,
@@ -389,7 +397,7 @@ class Trainer:
 
     def validate(self) -> Evaluation:
         """The validation metrics; weights whose loss is not finite end the run unsaved."""
-        val = evaluate(self.net, self.val_dl, self.accelerator, self.cfg.data.num_classes)
+        val = evaluate(self._scored(), self.val_dl, self.accelerator, self.cfg.data.num_classes)
         if not math.isfinite(val.loss):  # broken weights never reach a checkpoint
             raise self._diverged(f"the validation loss is {val.loss}")
         return val
@@ -407,6 +415,7 @@ class Trainer:
             "train_accuracy": correct / count,
             "val_loss": val.loss,
             "val_accuracy": val.accuracy,
+            **({"val_top5_accuracy": val.top5_accuracy} if val.top5_accuracy is not None else {}),
             "lr": self.scheduler.get_last_lr()[0],
             "epoch_time": epoch.seconds,
             "images_per_sec": (count - epoch.resumed_count) / epoch.seconds,
@@ -426,10 +435,19 @@ class Trainer:
             )
 
     def test(self) -> dict[str, Any]:
-        """Test the best checkpoint; result.json gets the final status and figures."""
+        """Test the best checkpoint (its moving average of the weights where trainer.ema_decay
+        is set), with trainer.tta; result.json gets the final status and figures."""
         best = self.ckpts.best_intact()
         self.accelerator.unwrap_model(self.model).load_state_dict(best["model"])
-        test = evaluate(self.net, self.test_dl, self.accelerator, self.cfg.data.num_classes)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(best["ema"])
+        test = evaluate(
+            self._scored(),
+            self.test_dl,
+            self.accelerator,
+            self.cfg.data.num_classes,
+            tta=self.cfg.trainer.tta,
+        )
         state = self.state
         status = Status(state.stop_status) if state.stop_status else Status.DONE
         result = {
@@ -442,6 +460,9 @@ class Trainer:
             "test": {
                 "loss": test.loss,
                 "accuracy": test.accuracy,
+                "top5_accuracy": test.top5_accuracy,
+                "tta": self.cfg.trainer.tta,
+                "weights": self._evaluated_weights(),
                 "per_class_accuracy": test.per_class_accuracy(self.data.classes),
                 "confusion_matrix": test.confusion,
             },
@@ -478,6 +499,7 @@ class Trainer:
             self.ckpts.save(
                 {
                     "model": self.accelerator.unwrap_model(self.model).state_dict(),
+                    "ema": self.ema.module.state_dict() if self.ema is not None else None,
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": scaler.state_dict() if scaler else None,
@@ -511,6 +533,8 @@ class Trainer:
                     self.state.skipped_steps += 1
                 else:
                     self.scheduler.step()
+                    if self.ema is not None:
+                        self.ema.update(self.model, step=self.state.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
         return loss, logits
 
@@ -580,6 +604,24 @@ class Trainer:
         self.runlog.flush()
 
     # -- helpers
+    def _scored(self) -> nn.Module | Callable[[torch.Tensor], torch.Tensor]:
+        """What validation and the test score: the trained net, or the moving average of its
+        weights (in the net's precision) where trainer.ema_decay is set."""
+        if self.ema is None:
+            return self.net
+        average = self.ema.module.head if self.features else self.ema.module
+        average.eval()
+
+        def forward(images: torch.Tensor) -> torch.Tensor:
+            with self.accelerator.autocast():
+                return average(images)
+
+        return forward
+
+    def _evaluated_weights(self) -> str:
+        """result.json's word for the weights validated and tested: "ema" or "model"."""
+        return "model" if self.ema is None else "ema"
+
     def _signalled(self) -> bool:
         """Whether any process got a stop signal (all processes call this together)."""
         if self.stop:

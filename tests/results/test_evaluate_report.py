@@ -34,12 +34,15 @@ def test_rows_carry_whole_class_names_and_columns_the_rows_numbers():
         "data": "photos",
         "images": sum(map(sum, MATRIX)),
         "accuracy": 0.9,
+        "top5_accuracy": 0.95,
+        "tta": "none",
         "loss": 0.3,
         "per_class_accuracy": dict.fromkeys(CLASSES, 0.9),
         "confusion_matrix": MATRIX,
         "classes": CLASSES,
     }
     lines = report(evaluation).splitlines()
+    assert "test accuracy 90.00%, top-5 95.00%, loss 0.3000 (test-time augmentation: none)" in lines
     start = lines.index(
         "confusion matrix (rows: true class; columns: predicted class, numbered as the rows):"
     )

@@ -8,6 +8,7 @@
     inat data download [SOURCE]        fetch and extract a data set into the local cache
     inat data list | clean             what the cache holds; remove old or all entries
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
+    inat lr-find [OVERRIDES...]        a learning-rate range test: a suggested optimizer.lr, a plot
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
     inat results SWEEP SWEEP...        their searches compared; SWEEP --dashboard: optuna-dashboard
     inat evaluate CHECKPOINT DATA      test accuracy, per-class accuracy, confusion matrix
@@ -319,6 +320,23 @@ def _smoke(args: argparse.Namespace) -> int:
     return smoke(args.overrides, require_gpu=args.require_gpu)
 
 
+def _lr_find(args: argparse.Namespace) -> int:
+    from inat.compose import compose
+    from inat.train.lr_find import check_plot, check_range, lr_find, report, write_plot
+
+    check_range(args.start, args.end, args.steps)
+    check_plot(args.plot)
+    result = lr_find(compose(args.overrides), args.start, args.end, args.steps)
+    plot = write_plot(result, args.plot)
+    print(
+        json.dumps({**result.record(), "plot": plot}, indent=2)
+        if args.json
+        else report(result, plot)
+    )
+    # No suggestion: the same options give none again; the report says which to change.
+    return ExitCode.OK if result.suggestion is not None else ExitCode.BAD_INPUT
+
+
 def _results(args: argparse.Namespace) -> int:
     from inat.results import search, show
 
@@ -543,6 +561,62 @@ def _add_results_commands(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(run=_export)
 
 
+def _add_lr_find_command(commands: argparse._SubParsersAction) -> None:
+    """The lr-find command: a learning-rate range test on a train config; no run directory."""
+    finder = commands.add_parser(
+        "lr-find",
+        help="a learning-rate range test: the training loss as optimizer.lr grows, a suggested "
+        "optimizer.lr and a plot; writes no run directory",
+        description="Train a throwaway copy of the model that the inat train overrides "
+        "configure, on its data, optimizer, batch size and precision, for --steps optimizer "
+        "steps, optimizer.lr growing exponentially from --start to --end (each param group "
+        "keeping its lr_scale), until the smoothed loss passes 4x its best. Suggests "
+        "optimizer.lr: the learning rate of the lowest smoothed loss, divided by 10. Writes "
+        "only the plot (and the data cache, as training does). Exit code 65 when the options "
+        "are bad or the range gives no suggestion.",
+    )
+    finder.add_argument(
+        "overrides",
+        nargs="*",
+        help="inat train overrides, e.g. model=finetune model.backbone=resnet18 "
+        "data.source=/data/nature_12K.zip",
+    )
+    finder.add_argument(
+        "--start",
+        type=float,
+        default=1e-7,
+        metavar="LR",
+        help="the first learning rate (default: 1e-7)",
+    )
+    finder.add_argument(
+        "--end",
+        type=float,
+        default=10.0,
+        metavar="LR",
+        help="the last learning rate, unless the loss diverges before (default: 10)",
+    )
+    finder.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="optimizer steps from --start to --end (default: 100)",
+    )
+    finder.add_argument(
+        "--plot",
+        default="lr-find.png",
+        metavar="PATH",
+        help="the PNG of the loss against the learning rate, overwritten if it exists "
+        "(default: lr-find.png in the current folder)",
+    )
+    finder.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for scripts: the suggestion, its override, the curve, the plot's path",
+    )
+    finder.set_defaults(run=_lr_find)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inat",
@@ -669,6 +743,7 @@ def _parser() -> argparse.ArgumentParser:
         "driver, CUDA and torch versions and what to do",
     )
     smoke.set_defaults(run=_smoke)
+    _add_lr_find_command(commands)
     _add_results_commands(commands)
     return parser
 
@@ -724,9 +799,9 @@ def _command(argv: list[str]) -> int:
         return ExitCode.OK
     args, extra = parser.parse_known_args(argv)
     if extra:
-        # argparse ends `inat sweep`'s overrides at its first option: `JOB --index 3 a=b`
-        # leaves a=b over. Anything else left over is a mistake.
-        if args.command != "sweep" or any(arg.startswith("-") for arg in extra):
+        # argparse ends a command's overrides at its first option: `sweep JOB --index 3 a=b`
+        # or `lr-find a=b --steps 50 c=d` leave c=d over. Anything else left over is a mistake.
+        if not hasattr(args, "overrides") or any(arg.startswith("-") for arg in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
     logging.basicConfig(

@@ -149,7 +149,7 @@ class Trainer:
         patience = cfg.trainer.early_stopping_patience
         self.callbacks = [*([EarlyStopping(patience)] if patience else []), *callbacks]
         self.epochs = cfg.trainer.epochs
-        self.batch_size = _per_process_batch(cfg, accelerator)
+        self.batch_size = per_process_batch(cfg, accelerator)
         # Each process draws its own augmentations and dropout masks (seed + process index);
         # DDP starts every process from process 0's initial weights.
         set_seed(cfg.seed, device_specific=True)
@@ -684,7 +684,7 @@ class Trainer:
             log.warning("could not record the run's status in %s: %s", self.run_dir.uri, failure)
 
 
-def _per_process_batch(cfg: DictConfig, accelerator: Accelerator) -> int:
+def per_process_batch(cfg: DictConfig, accelerator: Accelerator) -> int:
     """data.batch_size is the whole optimizer step; split it over processes and micro-batches."""
     parts = accelerator.num_processes * cfg.trainer.grad_accum_steps
     if cfg.data.batch_size % parts:

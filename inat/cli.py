@@ -7,6 +7,8 @@
                                        COMMAND in one process per GPU (accelerate launch)
     inat data download [SOURCE]        fetch and extract a data set into the local cache
     inat data list | clean             what the cache holds; remove old or all entries
+    inat weights download NAME DEST    fetch a backbone's pretrained weights once, where there is
+                                       internet, for model.weights=DEST
     inat smoke [OVERRIDES...]          check the accelerator, fp16 training, the output, the data
     inat lr-find [OVERRIDES...]        a learning-rate range test: a suggested optimizer.lr, a plot
     inat results OUTPUT[/SWEEP]        leaderboard and plots; --best config, --download checkpoint
@@ -291,6 +293,13 @@ def _data_download(args: argparse.Namespace) -> int:
     from inat.data import download_command
 
     download_command(args.source, args.cache_dir)
+    return ExitCode.OK
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    from inat.models.download import download_weights, report
+
+    print(report(download_weights(args.name, args.dest)))
     return ExitCode.OK
 
 
@@ -723,6 +732,34 @@ def _parser() -> argparse.ArgumentParser:
         "--cache-dir", default=None, help="the cache folder (default: see docs/data.md)"
     )
     cleaning.set_defaults(run=_data_clean)
+    weights = commands.add_parser("weights", help="pretrained backbone weights")
+    weights_commands = weights.add_subparsers(
+        dest="weights_command", required=True, metavar="COMMAND"
+    )
+    weights_download = weights_commands.add_parser(
+        "download",
+        help="download a backbone's pretrained ImageNet weights once, where there is internet "
+        "(a login node), into a file for model.weights",
+        description="Write the state dict of a backbone's pretrained ImageNet weights to DEST, "
+        "and its sha256 beside it (DEST.sha256, as sha256sum writes it), which model.weights "
+        "checks when it reads DEST. Runs on nodes without internet then pass "
+        "model.weights=DEST.",
+    )
+    weights_download.add_argument(
+        "name",
+        metavar="NAME",
+        help="a model.backbone: torchvision's resnet18, resnet50, efficientnet_b0, "
+        "efficientnet_v2_s, convnext_tiny or vit_b_16 (DEFAULT weights; other weights after a "
+        "dot: resnet50.IMAGENET1K_V1), or a timm model, its pretrained tag allowed "
+        "(convnext_small.fb_in22k; timm/resnet50: timm's own)",
+    )
+    weights_download.add_argument(
+        "dest",
+        metavar="DEST",
+        help="a local file or s3://BUCKET/KEY; a name ending in .safetensors is written as "
+        "safetensors, any other with torch.save",
+    )
+    weights_download.set_defaults(run=_weights_download)
     smoke = commands.add_parser(
         "smoke",
         help="check that this machine or image can train: the accelerator, a few fp16 steps, "

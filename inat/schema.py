@@ -19,6 +19,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from inat.errors import ConfigError
+
 # -- rules: a test of one value and the words that say what is allowed
 
 
@@ -118,6 +120,7 @@ def checked(rule: Rule) -> dict[str, Rule]:
 
 NUM_BLOCKS = 5  # the scratch CNN's conv blocks
 ACTIVATIONS = ("relu", "gelu", "silu", "mish")
+POOLS = ("flatten", "avg", "max")  # what the scratch CNN's dense layer sees of the last block
 BACKBONES = (
     "resnet18",
     "resnet50",
@@ -126,7 +129,6 @@ BACKBONES = (
     "convnext_tiny",
     "vit_b_16",
 )
-PATCH_SIZES = {"vit_b_16": 16}  # image_size must be a multiple of a ViT's patch size
 MIN_IMAGE_SIZE = 2**NUM_BLOCKS  # every model downsamples by 32: a smaller image leaves no pixel
 STRATEGIES = ("head", "last_k", "full")
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -138,23 +140,38 @@ TTA_MODES = ("none", "flip")  # test-time augmentation (inat.train.scoring.with_
 TRACKERS = ("wandb", "tensorboard", "mlflow", "csv")  # the options of logger=, in LoggerConfig
 
 
-def _patch_multiple(backbone: str) -> str:
-    """What data.image_size must be for `backbone`, a ViT, besides IMAGE_SIZE's minimum."""
-    return f"a multiple of {backbone}'s patch size {PATCH_SIZES[backbone]}"
-
-
-# data.image_size: the minimum is checked here, the patch sizes across keys (_image_size);
-# the words say both, for `inat train --help` and the error alike.
+# data.image_size: the minimum is checked here; a ViT's patch size where the model is built
+# (inat.models.backbones), which knows it. The words say both.
 IMAGE_SIZE = Rule(
     lambda v: _is_int(v) and v >= MIN_IMAGE_SIZE,
-    f"an integer >= {MIN_IMAGE_SIZE} (every model halves the image {NUM_BLOCKS} times)"
-    + "".join(
-        f", {_patch_multiple(backbone)} with model.backbone={backbone}" for backbone in PATCH_SIZES
-    ),
+    f"an integer >= {MIN_IMAGE_SIZE} (every model halves the image {NUM_BLOCKS} times); with "
+    "a ViT backbone a multiple of its patch size (16 for vit_b_16)",
 )
 
 
 # -- data
+
+# data.augment: what each does is inat.data.datasets.build_transform's (per image) and
+# inat.data.batch_transform.BatchTransform's (per batch, on the training device).
+AUGMENTATIONS = ("none", "basic", "randaugment", "trivialaugment", "autoaugment")
+AUGMENT = Rule(
+    lambda v: isinstance(v, bool) or v in AUGMENTATIONS,
+    f"one of {', '.join(AUGMENTATIONS)}, or true (basic) or false (none)",
+)
+RANDAUGMENT_MAX_MAGNITUDE = 30  # torchvision's RandAugment has 31 magnitude bins
+
+
+def augmentation(augment: str | bool) -> str:
+    """data.augment as one of AUGMENTATIONS: true is basic, false none.
+
+    The one place that reads true and false (data.augment's values before the policies),
+    so every reader of the value goes through here.
+    """
+    if not AUGMENT.accepts(augment):
+        raise ConfigError(f"data.augment={augment!r} is not allowed: use {AUGMENT.allowed}.")
+    if isinstance(augment, bool):
+        return "basic" if augment else "none"
+    return augment
 
 
 @dataclass
@@ -190,7 +207,26 @@ class DataConfig:
     """A flat folder of class folders (no train/ and val/): share held out for the test."""
     split_seed: int = field(default=0, metadata=checked(int_at_least(0)))
     pipeline: str = field(default="prepared", metadata=checked(one_of(*PIPELINES)))
-    augment: bool = False
+    augment: Any = field(default="none", metadata=checked(AUGMENT))
+    """Training images: none; basic (random resized crop, horizontal flip, colour jitter);
+    randaugment, trivialaugment or autoaugment (the same crop and flip, then torchvision's
+    policy instead of the jitter). true and false are read as basic and none, in one place:
+    `augmentation`."""
+    randaugment_magnitude: int = field(
+        default=9,
+        metadata=checked(
+            Rule(
+                lambda v: _is_int(v) and 0 <= v <= RANDAUGMENT_MAX_MAGNITUDE,
+                f"an integer from 0 to {RANDAUGMENT_MAX_MAGNITUDE}",
+            )
+        ),
+    )
+    """Strength of every randaugment op, on torchvision's scale of 0 to 30."""
+    randaugment_ops: int = field(default=2, metadata=checked(POSITIVE_INT))
+    """Ops randaugment draws and applies to each image, one after the other."""
+    random_erasing: float = field(default=0.0, metadata=checked(number(0, 1, high_open=False)))
+    """Share of training images with a random rectangle erased to noise (timm's
+    RandomErasing, after normalization); 0: off."""
     batch_size: int = field(default=64, metadata=checked(POSITIVE_INT))
     """Per optimizer step, over all processes."""
     num_workers: Any = field(
@@ -238,24 +274,53 @@ class ScratchCNNConfig:
     """Before the output layer."""
     dense_neurons: int = field(default=256, metadata=checked(POSITIVE_INT))
     """Width of the dense layer."""
+    pool: str = field(default="flatten", metadata=checked(one_of(*POOLS)))
+    """What the dense layer sees of the last block: flatten (every position, the original's),
+    or avg or max (its global average or maximum per channel)."""
+
+
+# model.backbone: whether timm knows a name is checked where the model is built
+# (inat.models.backbones.find_backbone), which imports timm only for a timm name.
+BACKBONE = Rule(
+    _non_empty,
+    f"one of {', '.join(BACKBONES)} (torchvision's), or a timm model name (timm.list_models(), "
+    "a pretrained tag allowed; timm/NAME for timm's version of one of those)",
+)
+
+
+@dataclass
+class UnfreezeScheduleConfig:
+    """model.unfreeze_schedule: gradual unfreezing of what model.strategy trains (last_k or
+    full), deepest stage first, the stem last; off while head_epochs is null."""
+
+    head_epochs: int | None = field(default=None, metadata=checked(int_at_least(0, nullable=True)))
+    """Epochs of the head alone, before the first stage unfreezes; null: off."""
+    every: int = field(default=1, metadata=checked(POSITIVE_INT))
+    """Epochs between one stage unfreezing and the next."""
 
 
 @dataclass
 class FineTuneConfig:
-    """model=finetune: a pretrained torchvision backbone with a new head."""
+    """model=finetune: a pretrained torchvision or timm backbone with a new head."""
 
     _target_: str = "inat.models.FineTuneModel"
-    backbone: str = field(default="resnet50", metadata=checked(one_of(*BACKBONES)))
+    backbone: str = field(default="resnet50", metadata=checked(BACKBONE))
     strategy: str = field(default="head", metadata=checked(one_of(*STRATEGIES)))
     """What is trained."""
     last_k: int = field(default=1, metadata=checked(POSITIVE_INT))
     """Stages unfrozen by last_k (at most the backbone's)."""
     weights: str | None = "DEFAULT"
-    """A torchvision weights name, a file, an s3:// URI, null."""
+    """A weights name (DEFAULT; torchvision's IMAGENET1K_V1...; timm's pretrained), a file,
+    an s3:// URI, null."""
     backbone_lr_scale: float = field(default=0.1, metadata=checked(POSITIVE))
     """Backbone lr = optimizer.lr * this."""
     dropout: float = field(default=0.0, metadata=checked(FRACTION))
     """Before the new head."""
+    layer_decay: float | None = field(
+        default=None, metadata=checked(number(0, 1, low_open=True, high_open=False, nullable=True))
+    )
+    """Layer-wise lr decay: each stage below the last one more factor (inat.models.stages)."""
+    unfreeze_schedule: UnfreezeScheduleConfig = field(default_factory=UnfreezeScheduleConfig)
 
 
 # -- optimizer: torch.optim classes, built by the trainer with the model's param groups
@@ -345,6 +410,18 @@ class TrainerConfig:
     max_nonfinite_steps: int = field(default=20, metadata=checked(POSITIVE_INT))
     """Inf/NaN steps in a row: diverged."""
     label_smoothing: float = field(default=0.0, metadata=checked(FRACTION))
+    """Share of each target spread evenly over the classes; with mixup or cutmix it is folded
+    into the mixed targets (inat.train.mixing)."""
+    mixup_alpha: float = field(default=0.0, metadata=checked(number(0)))
+    """Mixup: a batch is blended with itself in reverse order, the share drawn from
+    Beta(alpha, alpha); 0: off."""
+    cutmix_alpha: float = field(default=0.0, metadata=checked(number(0)))
+    """CutMix: a box of the batch in reverse order is pasted in, its area drawn from
+    Beta(alpha, alpha); 0: off. With mixup on too, each mixed batch gets one of the two."""
+    mix_prob: float = field(
+        default=1.0, metadata=checked(number(0, 1, low_open=True, high_open=False))
+    )
+    """Share of batches mixed while mixup or cutmix is on."""
     early_stopping_patience: int | None = field(
         default=None, metadata=checked(int_at_least(1, nullable=True))
     )
@@ -488,13 +565,23 @@ class TrainConfig:
 # -- rules across keys: each yields (the key it names, what is allowed) for a composed config
 
 
-def _image_size(cfg: Any) -> Iterator[tuple[str, str]]:
-    backbone = cfg.model.get("backbone", "")
-    if backbone in PATCH_SIZES and cfg.data.image_size % PATCH_SIZES[backbone]:
-        yield "data.image_size", _patch_multiple(backbone)
+def _unfreeze_schedule(cfg: Any) -> Iterator[tuple[str, str]]:
+    # Gradual unfreezing unfreezes backbone stages; the head strategy trains none.
+    key = "model.unfreeze_schedule.head_epochs"
+    if OmegaConf.select(cfg, key) is not None and cfg.model.strategy == "head":
+        yield key, "null with model.strategy=head, or model.strategy=last_k or full to unfreeze"
 
 
-RELATIONS: tuple[Callable[[Any], Iterator[tuple[str, str]]], ...] = (_image_size,)
+def _random_erasing(cfg: Any) -> Iterator[tuple[str, str]]:
+    # Erasing is augmentation: none must mean fixed inputs (trainer.cache_features relies on it).
+    if cfg.data.random_erasing > 0 and augmentation(cfg.data.augment) == "none":
+        yield "data.random_erasing", "0 with data.augment=none, or a data.augment that augments"
+
+
+RELATIONS: tuple[Callable[[Any], Iterator[tuple[str, str]]], ...] = (
+    _unfreeze_schedule,
+    _random_erasing,
+)
 
 # -- registration: the schemas as configs of the `schema/<group>` groups
 

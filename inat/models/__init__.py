@@ -2,6 +2,7 @@
 
 model = build_model(cfg.model, num_classes=10, image_size=cfg.data.image_size)
 optimizer = AdamW([{**g, "lr": lr * g["lr_scale"]} for g in model.param_groups()])
+model.set_epoch(epoch)  # a FineTuneModel, before each epoch: what its unfreeze schedule trains
 """
 
 from __future__ import annotations

@@ -27,11 +27,23 @@ def _kernel_sizes(kernel_size: int | Sequence[int]) -> list[int]:
     return list(kernel_size)
 
 
+POOLS: dict[str, type[nn.Module] | None] = {
+    "flatten": None,
+    "avg": nn.AdaptiveAvgPool2d,
+    "max": nn.AdaptiveMaxPool2d,
+}
+assert tuple(POOLS) == schema.POOLS, "the schema's choices and the pools differ"
+
+
 class ScratchCNN(nn.Module):
-    """5 x (conv -> [batch norm] -> activation -> 2x2 max-pool), then dense -> dropout -> output.
+    """5 x (conv -> [batch norm] -> activation -> 2x2 max-pool), then [global pool] -> dense
+    -> dropout -> output.
 
     Convolutions keep the side of the image ("same" padding), so only the pools
-    shrink it: the dense layer sees `filters[-1] * (image_size // 32) ** 2` features.
+    shrink it: with `pool` flatten (the original's) the dense layer sees
+    `filters[-1] * (image_size // 32) ** 2` features; with avg or max, one per channel
+    of the last block, its global average or maximum (far fewer weights in the dense
+    layer, and any image size gives the same model).
     The values come checked from the config's schema (`inat.schema.ScratchCNNConfig`).
     """
 
@@ -44,6 +56,7 @@ class ScratchCNN(nn.Module):
         batch_norm: bool,
         dropout: float,
         dense_neurons: int,
+        pool: str,
         num_classes: int,
         image_size: int,
     ) -> None:
@@ -68,9 +81,11 @@ class ScratchCNN(nn.Module):
         self.features = nn.Sequential(*blocks)
 
         side = image_size // 2**NUM_BLOCKS
+        global_pool = POOLS[pool]
         self.classifier = nn.Sequential(
+            *([global_pool(1)] if global_pool else []),
             nn.Flatten(),
-            nn.Linear(channels[-1] * side * side, dense_neurons),
+            nn.Linear(channels[-1] * (1 if global_pool else side * side), dense_neurons),
             act(),
             nn.Dropout(dropout),
             nn.Linear(dense_neurons, num_classes),

@@ -3,9 +3,10 @@
 DEST is a new folder holding the model file and `model.json` (its classes, its
 preprocessing and how the file is loaded):
 
-  safetensors  model.safetensors: the weights; a fine-tuned model's under the names of the
-               torchvision model (torchvision.models.get_model(backbone, num_classes=N)),
-               the scratch CNN's under inat.models.ScratchCNN's
+  safetensors  model.safetensors: the weights; a fine-tuned model's under the names of its
+               library's model (torchvision.models.get_model(backbone, num_classes=N), or
+               timm.create_model(name, num_classes=N)), the scratch CNN's under
+               inat.models.ScratchCNN's
   exported_program
                model.pt2: the program torch.export captured (torch.export.load(file)
                .module()), PyTorch's successor to TorchScript; any batch size
@@ -28,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from inat import __version__
 from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from inat.errors import ConfigError
-from inat.models.backbones import BACKBONES
+from inat.models.backbones import find_backbone
 from inat.results.classifier import Classifier, load_classifier
 from inat.storage import atomic_folder, is_s3
 
@@ -108,24 +108,24 @@ def _example(classifier: Classifier) -> torch.Tensor:
     return torch.zeros(2, 3, side, side)
 
 
-def torchvision_state(classifier: Classifier) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A fine-tuned model's weights under the names of its torchvision model, and how to
-    build that model: torchvision.models.get_model(**build) then load_state_dict."""
-    model_cfg = classifier.config["model"]
-    spec = BACKBONES[model_cfg["backbone"]]
-    build: dict[str, Any] = {"name": spec.name, "num_classes": len(classifier.classes)}
-    if spec.patch_size:
-        build["image_size"] = classifier.image_size
-    head = spec.build(classifier.image_size).get_submodule(spec.head)
-    inner = next(name for name, m in head.named_modules() if isinstance(m, nn.Linear))
-    linear = f"{spec.head}.{inner}" if inner else spec.head
+def library_state(classifier: Classifier) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A fine-tuned model's weights under the names of its library's model, and how to build
+    that model: {"torchvision": kwargs of torchvision.models.get_model} or {"timm": kwargs of
+    timm.create_model}, then load_state_dict."""
+    spec = find_backbone(classifier.config["model"]["backbone"])
+    build = spec.library_model(len(classifier.classes), classifier.image_size)
+    linears = spec.classifiers(classifier.image_size)
     state = {}
     for name, tensor in classifier.model.state_dict().items():
         if name.startswith("backbone."):
             state[name.removeprefix("backbone.")] = tensor
-        else:  # the new head: dropout -> linear; torchvision's classifier holds the linear
-            state[f"{linear}.{name.rsplit('.', 1)[-1]}"] = tensor
-    return state, build
+        else:
+            # The new head: dropout -> linear. The library's classifier holds the linear; a
+            # distilled timm model averages two classifiers, so both get it (as copies:
+            # safetensors stores no shared tensors).
+            for linear in linears:
+                state[f"{linear}.{name.rsplit('.', 1)[-1]}"] = tensor.clone()
+    return state, {spec.library: build}
 
 
 def _write_safetensors(classifier: Classifier, path: Path) -> dict[str, Any]:
@@ -133,8 +133,7 @@ def _write_safetensors(classifier: Classifier, path: Path) -> dict[str, Any]:
 
     model_cfg = classifier.config["model"]
     if "backbone" in model_cfg:
-        state, build = torchvision_state(classifier)
-        architecture = {"torchvision": build}
+        state, architecture = library_state(classifier)
     else:
         state = classifier.model.state_dict()
         keys = {k: v for k, v in model_cfg.items() if k != "_target_"}

@@ -144,9 +144,10 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
         (["model.kernel_size=4"], "model.kernel_size=4 is not allowed: use an odd integer >= 1"),
         (["model.kernel_size=[3,3]"], "model.kernel_size=[3, 3] is not allowed"),
         (["model.dense_neurons=0"], "model.dense_neurons=0 is not allowed"),
+        # A name neither library knows is refused where the model is built: tests/models.
         (
-            ["model=finetune", "model.backbone=resnet51"],
-            "model.backbone='resnet51' is not allowed: use one of resnet18,",
+            ["model=finetune", "model.backbone="],
+            "model.backbone='' is not allowed: use one of resnet18,",
         ),
         (
             ["model=finetune", "model.strategy=partial"],
@@ -156,10 +157,6 @@ def test_a_wrong_type_names_the_key_and_what_is_allowed(override, message):
         (
             ["model=finetune", "model.backbone_lr_scale=0"],
             "model.backbone_lr_scale=0.0 is not allowed",
-        ),
-        (
-            ["model=finetune", "model.backbone=vit_b_16", "data.image_size=40"],
-            "use a multiple of vit_b_16's patch size 16",
         ),
         (["trainer.epochs=0"], "trainer.epochs=0 is not allowed: use an integer >= 1."),
         (
@@ -203,7 +200,6 @@ def test_a_value_out_of_range_names_the_key_and_what_is_allowed(overrides, messa
     [
         ["data.image_size=31"],
         ["data.image_size=0"],
-        ["model=finetune", "model.backbone=vit_b_16", "data.image_size=40"],
     ],
 )
 def test_the_help_states_what_the_check_refuses(overrides):

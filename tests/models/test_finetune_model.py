@@ -7,7 +7,7 @@ from torch import nn
 from inat.errors import ConfigError
 from inat.models import count_parameters
 from inat.models.backbones import BACKBONES
-from inat.models.weights import load_weights
+from inat.models.state_dicts import load_weights
 
 # (backbone, strategy, last_k, image_size, prefixes of exactly the trainable parameter names)
 CASES = [
@@ -112,13 +112,13 @@ def test_full_strategy_trains_every_batch_norm(make_finetune):
 
 def test_vit_position_embeddings_are_resized_to_the_image_size():
     vit = BACKBONES["vit_b_16"]
-    state = vit.build(224).state_dict()
+    state = vit.create(224, None, None).state_dict()
     adapted = vit.adapt_state_dict(state, 48)
 
     assert adapted["encoder.pos_embedding"].shape == (1, 3 * 3 + 1, 768)
     # the class token's embedding is kept as it is
     assert torch.equal(adapted["encoder.pos_embedding"][:, 0], state["encoder.pos_embedding"][:, 0])
-    load_weights(vit.build(48), adapted, "vit-224.pt", "vit_b_16")
+    load_weights(vit.create(48, None, None), adapted, "vit-224.pt", "vit_b_16")
 
 
 def test_last_k_beyond_the_backbone_s_stages_names_the_key(make_finetune):

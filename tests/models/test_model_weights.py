@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from inat.errors import ConfigError, TransientError
+from inat.errors import ConfigError
 
 
 @pytest.fixture
@@ -85,7 +85,9 @@ def test_neither_a_weights_name_nor_a_file(make_finetune, tmp_path):
     assert "(IMAGENET1K_V1, DEFAULT)" in str(info.value)
 
 
-def test_a_weights_name_without_internet(make_finetune, tmp_path, monkeypatch):
+def test_a_weights_name_without_internet_says_how_to_get_the_weights(
+    make_finetune, tmp_path, monkeypatch
+):
     # Nothing cached, and every HTTPS request goes to a closed local port: no internet.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     for var in ("https_proxy", "HTTPS_PROXY"):
@@ -93,12 +95,16 @@ def test_a_weights_name_without_internet(make_finetune, tmp_path, monkeypatch):
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
-    with pytest.raises(TransientError) as info:
+    with pytest.raises(ConfigError) as info:  # exit code 65: a retry cannot succeed
         make_finetune(backbone="resnet18", weights="DEFAULT")
     message = str(info.value)
-    assert "cannot download ResNet18_Weights.IMAGENET1K_V1 for resnet18" in message
-    assert "pass model.weights=PATH or s3://BUCKET/KEY of its state dict" in message
-    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "cannot download the pretrained weights of resnet18 from https://" in message
+    assert "run `inat weights download resnet18 DEST` once" in message
+    assert "pass model.weights=DEST" in message
+
+    with pytest.raises(ConfigError) as info:
+        make_finetune(backbone="resnet18", weights="IMAGENET1K_V1")
+    assert "`inat weights download resnet18.IMAGENET1K_V1 DEST`" in str(info.value)
 
 
 def test_weights_from_s3(make_finetune, resnet18_state, s3_client, s3_bucket):

@@ -47,3 +47,15 @@ def test_param_groups_hold_every_parameter(make_scratch):
     assert group["params"] == list(model.parameters())
     trainable, total = count_parameters(model)
     assert trainable == total == sum(p.numel() for p in group["params"])
+
+
+@pytest.mark.parametrize(("pool", "reduce"), [("avg", torch.mean), ("max", torch.amax)])
+def test_a_global_pool_gives_the_dense_layer_one_value_per_channel(make_scratch, pool, reduce):
+    model = make_scratch(filters=[8, 16, 16, 32, 24], pool=pool, image_size=128).eval()
+    assert model.classifier[2].in_features == 24  # not 24 x 4 x 4
+    x = torch.randn(2, 3, 128, 128)
+    maps = model.features(x)
+    pooled = model.classifier[1](model.classifier[0](maps))
+    torch.testing.assert_close(pooled, reduce(maps, dim=(2, 3)))
+    # The same weights take any image size.
+    assert model(torch.randn(2, 3, 96, 96)).shape == (2, 10)

@@ -4,19 +4,35 @@ The prepared pipeline loads uint8 batches: 4x less to copy than float32, and no
 per-image Python work in the loader. This module turns them into normalized float32
 batches, with the augmentation of `inat.data.datasets.build_transform` drawn for each
 image of a batch when asked for.
+
+The policies (randaugment, trivialaugment, autoaugment) are torchvision's
+(transforms.v2), the one library of the three candidates that does what this needs:
+its policies take uint8 tensors on any device, draw a separate choice on every call (so
+image by image, every image gets its own ops and magnitudes) from torch's global
+generator, which checkpoints save, and are the very ones the per-image pipeline applies.
+timm's policies work on PIL images only, on the CPU; kornia's choose the ops once per
+batch, work on float images, and would be one more dependency. Random erasing is timm's
+RandomErasing, on the normalized batch, as timm's recipe has it.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from inat.data.datasets import IMAGENET_MEAN, IMAGENET_STD, build_policy
+from inat.schema import augmentation
+
+if TYPE_CHECKING:
+    from torchvision.transforms.v2 import Transform
 
 # Like build_transform's RandomResizedCrop and ColorJitter.
 CROP_SCALE = (0.6, 1.0)
@@ -139,6 +155,56 @@ def jitter_and_normalize_(pixels: torch.Tensor, draws: Draws) -> torch.Tensor:
     return pixels.clamp_(shift.view(1, 3, 1, 1), (255 * scale + shift).view(1, 3, 1, 1))
 
 
+Op = tuple[str, float]  # one op of a policy: torchvision's name for it, and its magnitude
+
+
+class Policy:
+    """A torchvision augmentation policy applied image by image, with its random choices
+    drawn apart from the work: `draw` in the calling thread, `apply` in any thread.
+
+    The library draws an image's ops while it applies them, so images augmented in several
+    threads at once would take each other's draws, in whatever order the threads run.
+    Here the library's own forward draws them, image after image, over a stand-in of the
+    images' size: every op of its forward goes through the policy's
+    `_apply_image_or_video_transform`, which a copy of the policy has replaced by a note
+    of the op. `apply` hands the noted ops to that same method of the policy itself, so an
+    image gets exactly what the policy's forward would have given it.
+    """
+
+    def __init__(self, transform: Transform) -> None:
+        self.transform = transform
+        self._noted: list[Op] = []
+        self._recorder = copy.copy(transform)
+        self._recorder._apply_image_or_video_transform = self._note
+
+    def _note(self, image: torch.Tensor, transform_id: str, magnitude: float, **_: Any) -> Any:
+        self._noted.append((transform_id, magnitude))
+        return image
+
+    def draw(self, n: int, height: int, width: int) -> list[list[Op]]:
+        """The ops of `n` images of height x width, in order, from torch's global generator."""
+        stand_in = torch.zeros((1, 1, 1), dtype=torch.uint8).expand(3, height, width)
+        drawn = []
+        for _ in range(n):
+            self._noted = []
+            self._recorder(stand_in)
+            drawn.append(self._noted)
+        return drawn
+
+    def apply(self, image: torch.Tensor, ops: Sequence[Op]) -> torch.Tensor:
+        """`image` (uint8, 3 x H x W, on any device) with `ops` applied one after the other."""
+        policy = self.transform
+        for transform_id, magnitude in ops:
+            image = policy._apply_image_or_video_transform(
+                image,
+                transform_id,
+                magnitude,
+                interpolation=policy.interpolation,
+                fill=policy._fill,
+            )
+        return image
+
+
 def _in_cpu_threads(n: int, work: Callable[[slice], None]) -> None:
     """Run `work(part)` for parts of range(n), one per intra-op thread, each part's torch
     ops on its thread alone.
@@ -170,29 +236,72 @@ def unchanged(images: torch.Tensor) -> torch.Tensor:
 class BatchTransform:
     """uint8 image batches (N, 3, H, W) -> normalized float32 model input, on their device.
 
-    With `augment`, every image gets its own random resized crop, flip and colour jitter
-    (as build_transform's). The random numbers come from torch's global CPU generator, so
-    a run resumed from a checkpoint augments exactly as an uninterrupted one would.
+    `augment` is data.augment (see inat.schema.DataConfig). basic: every image gets its own
+    random resized crop, flip and colour jitter (as build_transform's); a policy: the same
+    crop and flip, then the policy's ops drawn for that image (`Policy`). `random_erasing`:
+    the probability that timm's RandomErasing erases a rectangle of an image to noise, after
+    normalization. The random numbers come from torch's and python's global generators
+    (erased pixels: from the device's torch generator), so a run resumed from a checkpoint
+    augments exactly as an uninterrupted one would.
     """
 
-    def __init__(self, augment: bool) -> None:
-        self.augment = augment
+    def __init__(
+        self,
+        augment: str | bool,
+        *,
+        randaugment_magnitude: int = 9,
+        randaugment_ops: int = 2,
+        random_erasing: float = 0.0,
+    ) -> None:
+        self.augment = augmentation(augment)
+        policy = build_policy(self.augment, randaugment_magnitude, randaugment_ops)
+        self.policy = Policy(policy) if policy is not None else None
+        self.random_erasing = random_erasing
+        self._erasing: Callable[..., Callable[[torch.Tensor], torch.Tensor]] | None = None
+        if random_erasing:
+            # Imported here: timm's import takes seconds, and loaders import this module.
+            from timm.data.random_erasing import RandomErasing
+
+            self._erasing = functools.partial(RandomErasing, random_erasing, mode="pixel")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        n, _, height, width = images.shape
-        if not self.augment:
-            return normalize(images)
-        draws = Draws.draw(n, height, width)
-        if images.device.type != "cpu":
-            return jitter_and_normalize_(random_resized_crops(images, draws), draws)
-        out = torch.empty(images.shape).contiguous(memory_format=torch.channels_last)
-
-        def augment(part: slice) -> None:
-            crops = random_resized_crops(images[part], draws[part])
-            jitter_and_normalize_(out[part].copy_(crops), draws[part])
-
-        _in_cpu_threads(n, augment)
+        out = normalize(images) if self.augment == "none" else self._augment(images)
+        if self._erasing is not None:
+            self._erasing(device=out.device)(out)
         return out
 
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = images.shape
+        draws = Draws.draw(n, height, width)
+        ops = self.policy.draw(n, height, width) if self.policy else None
+        if images.device.type != "cpu":
+            return self._augment_part(images, draws, ops, None)
+        out = torch.empty(images.shape).contiguous(memory_format=torch.channels_last)
+        _in_cpu_threads(
+            n,
+            lambda part: self._augment_part(
+                images[part], draws[part], None if ops is None else ops[part], out[part]
+            ),
+        )
+        return out
+
+    def _augment_part(
+        self,
+        images: torch.Tensor,
+        draws: Draws,
+        ops: list[list[Op]] | None,
+        out: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`images` augmented as `draws` and `ops` say, into `out` (on the CPU) or a new batch."""
+        crops = random_resized_crops(images, draws)
+        if ops is None:
+            return jitter_and_normalize_(crops if out is None else out.copy_(crops), draws)
+        if crops.is_floating_point():  # off the CPU: the policies take uint8 images
+            crops = crops.round_().to(torch.uint8)
+        for i, image_ops in enumerate(ops):
+            if image_ops:
+                crops[i] = self.policy.apply(crops[i], image_ops)
+        return _normalize_(crops.float() if out is None else out.copy_(crops))
+
     def __repr__(self) -> str:
-        return f"BatchTransform(augment={self.augment})"
+        return f"BatchTransform(augment={self.augment!r}, random_erasing={self.random_erasing})"

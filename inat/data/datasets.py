@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import ExifTags, Image, ImageOps
@@ -15,11 +16,18 @@ from torch.utils.data import Dataset
 
 from inat.data.layout import Sample
 from inat.errors import DataError
+from inat.schema import augmentation
+
+if TYPE_CHECKING:
+    from torchvision.transforms.v2 import Transform
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What the policies' geometric ops fill the uncovered corners with, as timm's do: the mean
+# pixel, zero once normalized.
+MEAN_PIXEL = tuple(round(255 * m) for m in IMAGENET_MEAN)
 
 # What PIL raises for a file that is not a (complete, sane) image.
 UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -110,29 +118,70 @@ def find_unreadable(paths: Sequence[Path]) -> list[Path]:
     return sorted(path for share in bad for path in share)
 
 
-def build_transform(image_size: int, augment: bool) -> Callable[[Image.Image], torch.Tensor]:
-    """PIL RGB image -> normalized float tensor of shape (3, image_size, image_size).
+def build_policy(
+    augment: str | bool, randaugment_magnitude: int = 9, randaugment_ops: int = 2
+) -> Transform | None:
+    """torchvision's augmentation policy that data.augment names, None for none and basic.
 
-    With `augment`: random resized crop, horizontal flip and colour jitter (for training).
+    The policies take uint8 images (tensors on any device, or PIL images) and draw from
+    torch's global generator; their geometric ops interpolate bilinearly and fill with
+    MEAN_PIXEL, as timm's do. randaugment applies `randaugment_ops` ops of strength
+    `randaugment_magnitude` (0 to 30), trivialaugment one op of a random strength,
+    autoaugment one of the sub-policies found for ImageNet.
     """
-    # Imported here: torchvision's import takes seconds (it loads torch._dynamo), and a
-    # run on prepared images never builds a transform.
+    kind = augmentation(augment)
+    if kind in ("none", "basic"):
+        return None
+    # Imported here: torchvision's import takes seconds (it loads torch._dynamo), and most
+    # runs never build a transform or a policy.
     from torchvision.transforms import v2
 
-    if augment:
+    options = {"interpolation": v2.InterpolationMode.BILINEAR, "fill": MEAN_PIXEL}
+    if kind == "randaugment":
+        return v2.RandAugment(randaugment_ops, randaugment_magnitude, **options)
+    if kind == "trivialaugment":
+        return v2.TrivialAugmentWide(**options)
+    return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, **options)
+
+
+def build_transform(
+    image_size: int,
+    augment: str | bool,
+    *,
+    randaugment_magnitude: int = 9,
+    randaugment_ops: int = 2,
+    random_erasing: float = 0.0,
+) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL RGB image -> normalized float tensor of shape (3, image_size, image_size).
+
+    `augment` is data.augment (see inat.schema.DataConfig): for training, a random resized
+    crop and horizontal flip, then colour jitter (basic) or the policy of `build_policy`;
+    with `random_erasing` (a probability), timm's RandomErasing of the normalized image.
+    """
+    from torchvision.transforms import v2
+
+    kind = augmentation(augment)
+    policy = build_policy(kind, randaugment_magnitude, randaugment_ops)
+    if kind == "none":
+        geometry = [v2.Resize((image_size, image_size), antialias=True)]
+    else:
         geometry = [
             v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), antialias=True),
             v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            policy or v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
         ]
-    else:
-        geometry = [v2.Resize((image_size, image_size), antialias=True)]
+    erasing = []
+    if random_erasing:
+        from timm.data.random_erasing import RandomErasing
+
+        erasing = [RandomErasing(random_erasing, mode="pixel", device="cpu")]
     return v2.Compose(
         [
             v2.ToImage(),
             *geometry,
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            *erasing,
         ]
     )
 

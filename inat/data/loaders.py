@@ -179,6 +179,10 @@ def build_dataloaders(
 
     image_size = _setting(cfg, "image_size")
     augment = _setting(cfg, "augment")
+    options = {
+        key: _setting(cfg, key)
+        for key in ("randaugment_magnitude", "randaugment_ops", "random_erasing")
+    }
     pipeline = _setting(cfg, "pipeline")
     train_transform: Callable[[torch.Tensor], torch.Tensor] = unchanged
     if pipeline == "prepared":
@@ -198,11 +202,11 @@ def build_dataloaders(
             PreparedImages(folder, test_split, test),
         )
         collates = (collate_channels_last, collate_normalized, collate_normalized)
-        train_transform = BatchTransform(augment)
+        train_transform = BatchTransform(augment, **options)
         failures = None
     else:  # images
-        plain = build_transform(image_size, augment=False)
-        augmented = build_transform(image_size, augment=True) if augment else plain
+        plain = build_transform(image_size, "none")
+        augmented = build_transform(image_size, augment, **options)
         failed, failures = [], DecodeFailures()
         datasets = (
             ImageFolderDataset(root / train_split, train, augmented, failures),

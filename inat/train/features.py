@@ -22,27 +22,33 @@ from inat.data import DataLoaders
 from inat.data.batch_transform import unchanged
 from inat.errors import ConfigError
 from inat.models import FineTuneModel
+from inat.schema import augmentation
 from inat.train.checkpoint import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
 
-def use_cached_features(setting: str | bool, model: nn.Module, augment: bool) -> bool:
+def use_cached_features(
+    setting: str | bool, model: nn.Module, augment: str | bool, mixing: bool
+) -> bool:
     """Whether trainer.cache_features (`auto`, true or false) applies to this run.
 
     auto: when it gives the same result, a FineTuneModel whose backbone is frozen
-    (strategy=head) trained without augmentation. true: the same, or a ConfigError
-    saying why not.
+    (strategy=head) trained on fixed inputs: without augmentation (data.augment `augment`
+    none, which rules out random erasing too) and without `mixing` (mixup or CutMix mix
+    images, not features). true: the same, or a ConfigError saying why not.
     """
     applies = (
         isinstance(model, FineTuneModel)
         and not any(p.requires_grad for p in model.backbone.parameters())
-        and not augment
+        and augmentation(augment) == "none"
+        and not mixing
     )
     if setting is True and not applies:
         raise ConfigError(
             "trainer.cache_features=true needs a frozen backbone and fixed inputs: "
-            "model=finetune with model.strategy=head, and data.augment=false. "
+            "model=finetune with model.strategy=head, data.augment=none, and "
+            "trainer.mixup_alpha=0 and trainer.cutmix_alpha=0. "
             "Set trainer.cache_features=auto to use it only where it applies."
         )
     return applies if setting == "auto" else bool(setting)

@@ -36,7 +36,6 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, open_dict
-from torch import nn
 from torch.utils.data import DataLoader
 
 from inat.compose import validate
@@ -46,6 +45,7 @@ from inat.models import build_model
 from inat.progress import Progress
 from inat.results.plots import save
 from inat.storage import LocalStorage, storage_settings
+from inat.train.mixing import Mixing
 from inat.train.optim import build_optimizer
 from inat.train.trainer import per_process_batch
 
@@ -232,7 +232,7 @@ def _run(cfg: DictConfig, accelerator: Accelerator, lrs: list[float]) -> tuple[C
         data_cfg.batch_size = per_process_batch(cfg, accelerator)
     data = build_dataloaders(data_cfg, seed=cfg.seed, settings=settings)
     net, optimizer = accelerator.prepare(model, optimizer)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
+    mixing = Mixing(cfg.trainer, cfg.data.num_classes)  # the loss training minimises
     clip = cfg.trainer.grad_clip_norm
     batches = _endless(data.train, accelerator.device)
     log.info(
@@ -253,7 +253,8 @@ def _run(cfg: DictConfig, accelerator: Accelerator, lrs: list[float]) -> tuple[C
         for _ in range(accelerator.gradient_accumulation_steps):
             images, labels = next(batches)
             with accelerator.accumulate(net):
-                loss = criterion(net(data.train_transform(images)).float(), labels)
+                inputs, targets = mixing(data.train_transform(images), labels)
+                loss = mixing.loss(net(inputs).float(), targets)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and clip:
                     accelerator.clip_grad_norm_(net.parameters(), clip)

@@ -34,13 +34,14 @@ from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf, open_dict
 from timm.utils import ModelEmaV3
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from inat.compose import validate
 from inat.data import DataLoaders, build_dataloaders, check_source
 from inat.errors import ConfigError, InatError, Interrupted, TransientError
 from inat.lease import Lease, holder_id
-from inat.models import build_model
+from inat.models import FineTuneModel, build_model
 from inat.progress import Progress
 from inat.rundir import CHECKPOINTS, RunDir, RunLog, Status, now
 from inat.secrets import redact
@@ -50,6 +51,7 @@ from inat.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from inat.train.describe import describe_run, parameter_counts
 from inat.train.ema import build_ema
 from inat.train.features import feature_loaders, use_cached_features
+from inat.train.mixing import Mixing
 from inat.train.optim import build_optimizer, build_scheduler, resume_scheduler
 from inat.train.scoring import Evaluation, evaluate
 from inat.train.signals import StopRequest
@@ -130,7 +132,7 @@ class Trainer:
     test_dl: DataLoader
     steps_per_epoch: int
     state: TrainState
-    criterion: nn.Module
+    mixing: Mixing  # mixup/CutMix of the batches, and the loss that goes with them
     nonfinite_streak: int  # optimizer steps in a row whose loss was not finite
     runlog: RunLog | None  # train.log, on the main process
     tracker: Tracker | None  # on the main process
@@ -162,11 +164,11 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.parameters = parameter_counts(self.model)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.param_groups())
+        self.mixing = Mixing(cfg.trainer, cfg.data.num_classes)
         self.features = use_cached_features(
-            cfg.trainer.cache_features, self.model, cfg.data.augment
+            cfg.trainer.cache_features, self.model, cfg.data.augment, self.mixing.active
         )
         self.config = redact(OmegaConf.to_container(cfg, resolve=True))
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.trainer.label_smoothing)
         self.state, self.nonfinite_streak = TrainState(), 0
         self.saved, self.recorded_epochs = None, None
         self.runlog, self.tracker = None, None
@@ -352,6 +354,7 @@ class Trainer:
         """Train one epoch (its rest, after a mid-epoch resume); a stop signal checkpoints
         and raises Interrupted between optimizer steps."""
         state, epoch = self.state, self.state.epoch
+        self.unfreeze(epoch)
         self.train_dl.set_epoch(epoch)
         skip = state.batches_done
         batches = (
@@ -372,13 +375,11 @@ class Trainer:
         )
         nonfinite = False  # a micro-batch of this optimizer step had a non-finite loss
         for i, (images, labels) in enumerate(progress, start=skip + 1):
-            loss, logits = self._train_step(images, labels)
+            loss, correct = self._train_step(images, labels)
             loss_value = loss.item()
             if math.isfinite(loss_value):  # a non-finite batch stays out of the epoch's means
                 n = labels.numel()
-                sums += torch.stack(
-                    [loss.detach() * n, (logits.argmax(1) == labels).sum(), sums.new_tensor(n)]
-                )
+                sums += torch.stack([loss.detach() * n, correct, sums.new_tensor(n)])
             else:
                 nonfinite = True
             progress.set(loss=loss_value, lr=self.scheduler.get_last_lr()[0])
@@ -515,15 +516,39 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
     # -- the pieces of an epoch
+    def unfreeze(self, epoch: int) -> None:
+        """Make trainable what model.unfreeze_schedule trains in `epoch` (0-based). Every
+        parameter it will ever train is in the optimizer from the start, so only DDP's
+        wrapper, which reduces the gradients of the parameters trainable when it was built,
+        is rebuilt when the set changes."""
+        model = self.accelerator.unwrap_model(self.net)
+        if not (isinstance(model, FineTuneModel) and model.set_epoch(epoch)):
+            return
+        log.info(
+            "epoch %d: %s parameters trainable (model.unfreeze_schedule)",
+            epoch + 1,
+            f"{model.trainable_parameters(epoch):,}",
+        )
+        if isinstance(self.net, DistributedDataParallel):
+            on_gpu = self.accelerator.device.type == "cuda"
+            self.net = DistributedDataParallel(
+                model, device_ids=[self.accelerator.local_process_index] if on_gpu else None
+            )
+            if self.cfg.trainer.compile:
+                self.net.compile()
+
     def _train_step(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward and backward of one micro-batch, and the optimizer step where it is due."""
+        """Forward and backward of one micro-batch, and the optimizer step where it is due;
+        its loss and how many of its predictions are right (inat.train.mixing says how,
+        under mixup and CutMix)."""
         accelerator, clip = self.accelerator, self.cfg.trainer.grad_clip_norm
         with accelerator.accumulate(self.net):
-            # e.g. uint8 -> normalized, augmented float batches, on the device
-            logits = self.net(self.data.train_transform(images))
-            loss = self.criterion(logits.float(), labels)
+            # e.g. uint8 -> normalized, augmented float batches, on the device; then mixed
+            images, targets = self.mixing(self.data.train_transform(images), labels)
+            logits = self.net(images)
+            loss = self.mixing.loss(logits.float(), targets)
             accelerator.backward(loss)
             if accelerator.sync_gradients and clip:
                 accelerator.clip_grad_norm_(self.net.parameters(), clip)
@@ -536,7 +561,7 @@ class Trainer:
                     if self.ema is not None:
                         self.ema.update(self.model, step=self.state.step + 1)
             self.optimizer.zero_grad(set_to_none=True)
-        return loss, logits
+        return loss, self.mixing.correct(logits, targets)
 
     def _count_step(self, nonfinite: bool) -> bool:
         """Count an optimizer step and its non-finite loss over all processes; returns

@@ -111,3 +111,18 @@ def run_until(
     proc.wait(timeout=120)
     assert any(marker in line for line in seen), "".join(seen)
     return proc
+
+
+def train_on_two_processes(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """`inat train ARGS` in two DDP processes on the CPU."""
+    # accelerate's --cpu flag starts one process; --multi_gpu starts torchrun's workers,
+    # which run DDP over gloo when trainer.cpu=true.
+    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu"]
+    return subprocess.run(
+        [*launch, "--num_processes=2", "-m", "inat", "train", *args],
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

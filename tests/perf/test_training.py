@@ -95,17 +95,22 @@ def test_cached_features_are_refused_where_they_would_change_the_result() -> Non
         batch_norm=False,
         dropout=0.0,
         dense_neurons=8,
+        pool="flatten",
         num_classes=10,
         image_size=32,
     )
-    assert use_cached_features("auto", frozen, augment=False)
-    assert not use_cached_features("auto", frozen, augment=True)
-    assert not use_cached_features("auto", scratch, augment=False)
-    assert not use_cached_features(False, frozen, augment=False)
-    with pytest.raises(ConfigError, match=r"cache_features=true needs .* data\.augment=false"):
-        use_cached_features(True, frozen, augment=True)
+    assert use_cached_features("auto", frozen, augment=False, mixing=False)
+    assert use_cached_features("auto", frozen, augment="none", mixing=False)
+    assert not use_cached_features("auto", frozen, augment=True, mixing=False)
+    assert not use_cached_features("auto", frozen, augment="none", mixing=True)
+    assert not use_cached_features("auto", scratch, augment=False, mixing=False)
+    assert not use_cached_features(False, frozen, augment=False, mixing=False)
+    with pytest.raises(ConfigError, match=r"cache_features=true needs .* data\.augment=none"):
+        use_cached_features(True, frozen, augment=True, mixing=False)
+    with pytest.raises(ConfigError, match=r"trainer\.mixup_alpha=0 and trainer\.cutmix_alpha=0"):
+        use_cached_features(True, frozen, augment="none", mixing=True)
     with pytest.raises(ConfigError, match=r"model\.strategy=head"):
-        use_cached_features(True, scratch, augment=False)
+        use_cached_features(True, scratch, augment=False, mixing=False)
 
 
 def test_channels_last_and_compile_train_to_the_same_result(tmp_path):

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from accelerate import Accelerator
-from helpers.runs import TINY, location, read_metrics
+from helpers.runs import TINY, location, read_metrics, train_on_two_processes
 
 from inat.data import build_dataloaders
 from inat.models import ScratchCNN
@@ -20,21 +16,6 @@ from inat.train.checkpoint import CheckpointManager
 from inat.train.scoring import evaluate
 
 pytestmark = pytest.mark.slow
-
-
-def _train_on_two_processes(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
-    """`inat train ARGS` in two DDP processes on the CPU."""
-    # accelerate's --cpu flag starts one process; --multi_gpu starts torchrun's workers,
-    # which run DDP over gloo when trainer.cpu=true.
-    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu"]
-    return subprocess.run(
-        [*launch, "--num_processes=2", "-m", "inat", "train", *args],
-        cwd=tmp_path,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_two_process_ddp_reports_the_single_process_validation_accuracy(tmp_path, tiny_cfg):
@@ -47,7 +28,7 @@ def test_two_process_ddp_reports_the_single_process_validation_accuracy(tmp_path
         "trainer.cpu=true",
         "data.synthetic.train_per_class=43",
     ]
-    done = _train_on_two_processes(tmp_path, args)
+    done = train_on_two_processes(tmp_path, args)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = tmp_path / "out" / "default"
     result = json.loads((run_dir / "result.json").read_text())
@@ -84,7 +65,7 @@ def test_early_stopping_decided_on_the_main_process_stops_both(tmp_path):
         "trainer.early_stopping_patience=1",
         "optimizer.lr=1e-12",
     ]
-    done = _train_on_two_processes(tmp_path, args)
+    done = train_on_two_processes(tmp_path, args)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = tmp_path / "out" / "default"
     result = json.loads((run_dir / "result.json").read_text())

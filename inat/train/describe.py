@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from inat.models.params import count_parameters
+from inat.schema import augmentation
 from inat.secrets import redact
 
 
@@ -36,6 +37,44 @@ def describe_model(cfg: DictConfig) -> str:
     return f"{kind}: backbone {cfg.model.backbone}, weights {weights}, fine-tune {strategy}"
 
 
+def describe_recipe(cfg: DictConfig) -> str:
+    """The training recipe's parts that are on (docs/recipe.md), or "plain"."""
+    data, trainer, model = cfg.data, cfg.trainer, cfg.model
+    augment = augmentation(data.augment)
+    parts = []
+    if augment == "randaugment":
+        parts.append(
+            f"augment randaugment ({data.randaugment_ops} ops, magnitude "
+            f"{data.randaugment_magnitude})"
+        )
+    elif augment != "none":
+        parts.append(f"augment {augment}")
+    if data.random_erasing:
+        parts.append(f"random erasing {data.random_erasing:g}")
+    mixing = [
+        f"{name} {alpha:g}"
+        for name, alpha in (("mixup", trainer.mixup_alpha), ("cutmix", trainer.cutmix_alpha))
+        if alpha
+    ]
+    if mixing:
+        parts.append(f"{' / '.join(mixing)} on {trainer.mix_prob:.0%} of the batches")
+    if trainer.label_smoothing:
+        parts.append(f"label smoothing {trainer.label_smoothing:g}")
+    if trainer.ema_decay is not None:
+        parts.append(f"weights averaged (EMA {trainer.ema_decay:g})")
+    if model.get("layer_decay") is not None:
+        parts.append(f"layer decay {model.layer_decay:g}")
+    schedule = model.get("unfreeze_schedule")
+    if schedule is not None and schedule.head_epochs is not None:
+        parts.append(
+            f"head alone for {schedule.head_epochs} epoch(s), then a stage every "
+            f"{schedule.every}"
+        )
+    if trainer.tta != "none":
+        parts.append(f"test-time augmentation {trainer.tta}")
+    return ", ".join(parts) or "plain"
+
+
 def describe_run(
     cfg: DictConfig,
     parameters: dict[str, Any],
@@ -53,6 +92,7 @@ def describe_run(
         f"model: {describe_model(cfg)}",
         f"parameters: {trainable:,} trainable of {total:,} ({share:.1%}); trainable modules: "
         f"{modules}",
+        f"recipe: {describe_recipe(cfg)}",
         f"devices: {devices['device']}, {devices['num_processes']} process(es); "
         f"trainer.mixed_precision={devices['mixed_precision']}",
         f"batch: {batch_size} per process and micro-batch (data.batch_size={cfg.data.batch_size}"

@@ -11,6 +11,7 @@ from helpers.runs import TINY, location, run_inat
 from omegaconf import OmegaConf
 from torch import nn
 
+from inat.data.datasets import build_transform, load_rgb
 from inat.results.classifier import load_classifier
 from inat.storage import open_storage
 from inat.train.checkpoint import CheckpointManager
@@ -74,3 +75,17 @@ def test_a_run_validates_tests_and_exports_the_average(tmp_path):
     evaluation = json.loads(scored.stdout)
     assert evaluation["accuracy"] == result["test"]["accuracy"]
     assert evaluation["loss"] == pytest.approx(result["test"]["loss"], rel=1e-6)
+
+    # inat predict --tta flip: the mean of the averaged model's predictions for an image
+    # and its mirror image.
+    [image] = sorted((tmp_path / "cache").glob("synthetic-*/val/*/*"))[:1]
+    predicted = run_inat(tmp_path, "predict", str(run_dir), str(image), "--tta", "flip", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    top = json.loads(predicted.stdout)["predictions"][0]["top"][0]
+    batch = build_transform(classifier.image_size, augment="none")(load_rgb(image))[None]
+    with torch.no_grad():
+        probs = (
+            classifier.model(batch).softmax(1) + classifier.model(batch.flip(-1)).softmax(1)
+        ) / 2
+    assert top["class"] == classifier.classes[probs.argmax().item()]
+    assert top["probability"] == pytest.approx(probs.max().item(), rel=1e-5)

@@ -31,6 +31,7 @@ RECIPE = [
     "trainer.label_smoothing=0.1",
     "trainer.ema_decay=0.9",
     "trainer.tta=flip",
+    "model.pool=avg",
     "data.num_workers=2",  # generators in worker processes too
 ]
 

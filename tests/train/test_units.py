@@ -8,12 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from inat.compose import validate
+from inat.compose import compose, validate
 from inat.errors import ConfigError
 from inat.rundir import config_changes
 from inat.secrets import REDACTED, redact
 from inat.sweeps.jobs import point_name
-from inat.train.describe import describe_model
+from inat.train.describe import describe_model, describe_recipe
 from inat.train.optim import build_scheduler, resume_scheduler
 from inat.train.state import TrainState
 
@@ -168,3 +168,14 @@ def test_the_log_block_names_backbone_weights_and_strategy_without_secrets():
     )
     random_init = OmegaConf.create({"model": {**finetune, "strategy": "full", "weights": None}})
     assert describe_model(random_init).endswith("weights none (random init), fine-tune full")
+
+
+def test_the_log_block_says_which_parts_of_the_recipe_are_on():
+    assert describe_recipe(compose([])) == "plain"
+    strong = compose(["experiment=strong_finetune"])
+    assert describe_recipe(strong) == (
+        "augment randaugment (2 ops, magnitude 9), random erasing 0.25, mixup 0.2 / cutmix 1 "
+        "on 100% of the batches, label smoothing 0.1, weights averaged (EMA 0.999), layer "
+        "decay 0.7, head alone for 1 epoch(s), then a stage every 1, test-time augmentation flip"
+    )
+    assert describe_recipe(compose(["data.augment=true"])) == "augment basic"

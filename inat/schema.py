@@ -284,7 +284,8 @@ class ScratchCNNConfig:
 BACKBONE = Rule(
     _non_empty,
     f"one of {', '.join(BACKBONES)} (torchvision's), or a timm model name (timm.list_models(), "
-    "a pretrained tag allowed; timm/NAME for timm's version of one of those)",
+    "a pretrained tag allowed; timm/NAME for timm's version of one of those), or "
+    "torchvision/NAME for any other torchvision model",
 )
 
 

@@ -5,6 +5,9 @@ efficientnet_b0, efficientnet_v2_s, convnext_tiny, vit_b_16) are torchvision's m
 they always were. Every other name is timm's: any name of `timm.list_models()`, with or
 without a pretrained tag (`convnext_small.fb_in22k`); `timm/NAME` is timm's too, and
 names timm's own version of one of the six (`timm/resnet50`, `timm/convnext_tiny.fb_in1k`).
+`torchvision/NAME` is any other classification model of torchvision
+(`torchvision.models.list_models()`), trained by the head and full strategies: inat knows
+the stages of the six only.
 
 Stages, shallow to deep, are the unit of `last_k`, of layer-wise learning-rate decay and of
 gradual unfreezing; the stem is every backbone parameter outside them (before the first
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from timm.models import PretrainedCfg
 
 TIMM_PREFIX = "timm/"
+TORCHVISION_PREFIX = "torchvision/"
 _SUGGESTED = 3  # close matches named for a name no library knows
 
 
@@ -109,14 +113,20 @@ class TorchvisionBackbone(Backbone):
 
     name: str
     head: str  # the module holding the ImageNet classifier, replaced by the new head
-    stage_modules: Callable[[nn.Module], list[list[nn.Module]]]  # shallow to deep
+    # Shallow to deep; None: unknown to inat (a torchvision/NAME model), no last_k.
+    stage_modules: Callable[[nn.Module], list[list[nn.Module]]] | None
     patch_size: int | None = None  # ViTs: image_size must be a multiple of it
     library: ClassVar[str] = "torchvision"
+
+    @property
+    def architecture(self) -> str:
+        """torchvision's name of the model."""
+        return self.name.removeprefix(TORCHVISION_PREFIX)
 
     def weights_names(self) -> tuple[str, ...]:
         from torchvision.models import get_model_weights  # seconds to import: only when needed
 
-        return tuple(get_model_weights(self.name).__members__)
+        return tuple(get_model_weights(self.architecture).__members__)
 
     def download_name(self, weights: str) -> str:
         return self.name if weights == "DEFAULT" else f"{self.name}.{weights}"
@@ -124,7 +134,7 @@ class TorchvisionBackbone(Backbone):
     def hub_state(self, weights: str) -> StateDict:
         from torchvision.models import get_model_weights
 
-        named = get_model_weights(self.name)[weights]
+        named = get_model_weights(self.architecture)[weights]
         try:
             return named.get_state_dict(progress=False, check_hash=True)
         except OSError as e:  # urllib's URLError and socket errors
@@ -137,7 +147,7 @@ class TorchvisionBackbone(Backbone):
             raise _patch_error(self.name, image_size, self.patch_size)
         # A ViT is built for the image size; pretrained position embeddings are resized to
         # it by `adapt_state_dict`. CNNs take any size.
-        net = get_model(self.name, weights=None, **self._size(image_size))
+        net = get_model(self.architecture, weights=None, **self._size(image_size))
         if state is not None:
             load_weights(net, self.adapt_state_dict(state, image_size), str(weights), self.name)
         return net
@@ -151,6 +161,12 @@ class TorchvisionBackbone(Backbone):
         return state
 
     def stages(self, net: nn.Module) -> list[list[nn.Parameter]]:
+        if self.stage_modules is None:
+            raise ConfigError(
+                f"inat does not know the stages of {self.name}: use model.strategy=head or "
+                "full, without model.layer_decay and model.unfreeze_schedule, or timm's "
+                "version of the model, whose stages timm defines"
+            )
         return [[p for m in stage for p in m.parameters()] for stage in self.stage_modules(net)]
 
     def remove_head(self, net: nn.Module) -> int:
@@ -166,7 +182,7 @@ class TorchvisionBackbone(Backbone):
         return [f"{self.head}.{inner}" if inner else self.head]
 
     def library_model(self, num_classes: int, image_size: int) -> dict[str, Any]:
-        return {"name": self.name, "num_classes": num_classes, **self._size(image_size)}
+        return {"name": self.architecture, "num_classes": num_classes, **self._size(image_size)}
 
     def _size(self, image_size: int) -> dict[str, int]:
         return {"image_size": image_size} if self.patch_size else {}
@@ -314,11 +330,35 @@ BACKBONES: dict[str, TorchvisionBackbone] = {
 assert tuple(BACKBONES) == schema.BACKBONES, "the schema's names and the table's differ"
 
 
+def _other_torchvision(name: str) -> TorchvisionBackbone:
+    """torchvision/NAME: a classification model of torchvision outside BACKBONES, its head
+    the last linear layer with ImageNet's 1000 outputs."""
+    import torchvision
+    from torchvision.models import get_model, list_models
+
+    architecture = name.removeprefix(TORCHVISION_PREFIX)
+    models = list_models(module=torchvision.models)
+    if architecture not in models:
+        close = difflib.get_close_matches(architecture, models, n=_SUGGESTED)
+        hint = f"Did you mean {', '.join(TORCHVISION_PREFIX + c for c in close)}? " if close else ""
+        raise ConfigError(
+            f"model.backbone={name!r}: torchvision has no classification model "
+            f"{architecture!r}. {hint}Use a name of torchvision.models.list_models()"
+        )
+    net = get_model(architecture, weights=None)  # some cannot be built on the meta device
+    head = [
+        n for n, m in net.named_modules() if isinstance(m, nn.Linear) and m.out_features == 1000
+    ]
+    return TorchvisionBackbone(name, head[-1], None)
+
+
 def find_backbone(name: str) -> Backbone:
     """The backbone model.backbone=`name` names (see the module's docstring for the rule);
     ConfigError naming close matches for a name neither library knows."""
     if name in BACKBONES:
         return BACKBONES[name]
+    if name.startswith(TORCHVISION_PREFIX):
+        return _other_torchvision(name)
     import timm  # seconds to import: only for a timm name
     from timm.models import get_pretrained_cfg, split_model_name_tag
 
@@ -336,5 +376,5 @@ def find_backbone(name: str) -> Backbone:
         f"model.backbone={name!r} is neither torchvision's ({', '.join(BACKBONES)}) nor a timm "
         f"model. {hint}Use a torchvision name or a name of timm.list_models(), a pretrained tag "
         "of timm.list_pretrained() allowed (convnext_small.fb_in22k); timm/NAME names timm's "
-        "version of a torchvision name"
+        "version of a torchvision name, torchvision/NAME any other torchvision model"
     )

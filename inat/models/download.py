@@ -1,18 +1,19 @@
 """`inat weights download NAME DEST`: pretrained ImageNet weights fetched once, where there is
 internet, into a file that model.weights then reads on any machine.
 
-NAME is what model.backbone takes: torchvision's DEFAULT weights of its six names, timm's
-pretrained weights of any other (its tag's, or its default tag's). One of torchvision's six
-may name other weights after a dot: resnet50.IMAGENET1K_V1. DEST is a local file or an
-s3:// URI; `.safetensors` at its end writes safetensors, any other name torch.save's format.
-Its checksum record DEST.sha256 is written beside it (see inat.models.state_dicts).
+NAME is what model.backbone takes: torchvision's DEFAULT weights of its models, timm's
+pretrained weights of any other (its tag's, or its default tag's). A torchvision model may
+name other weights after a dot: resnet50.IMAGENET1K_V1, torchvision/vgg11.IMAGENET1K_V1.
+DEST is a local file or an s3:// URI; `.safetensors` at its end writes safetensors, any
+other name torch.save's format. Its checksum record DEST.sha256 is written beside it (see
+inat.models.state_dicts).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inat.models.backbones import BACKBONES, Backbone, find_backbone
+from inat.models.backbones import BACKBONES, TORCHVISION_PREFIX, Backbone, find_backbone
 from inat.models.state_dicts import RECORD_SUFFIX, write_state_dict
 from inat.storage import S3Settings
 
@@ -37,7 +38,11 @@ def download_weights(name: str, dest: str, settings: S3Settings | None = None) -
 def _resolve(name: str) -> tuple[Backbone, str]:
     """The backbone and the name of its weights that NAME names."""
     architecture, _, tag = name.partition(".")
-    torchvision = BACKBONES.get(architecture)
+    torchvision = (
+        find_backbone(architecture)
+        if architecture.startswith(TORCHVISION_PREFIX)
+        else BACKBONES.get(architecture)
+    )
     if torchvision is not None and tag in torchvision.weights_names():
         return torchvision, tag
     spec = find_backbone(name)

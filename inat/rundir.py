@@ -35,6 +35,22 @@ from inat.storage.local import LocalStorage
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
+# The columns of metrics.jsonl, one row per epoch (val_top5_accuracy: with over 5 classes);
+# what a sweep's metric may name.
+EPOCH_METRICS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_top5_accuracy",
+    "lr",
+    "epoch_time",
+    "images_per_sec",
+    "skipped_steps",
+    "nonfinite_steps",
+)
 RESULT = "result.json"
 LOG = "train.log"
 CHECKPOINTS = "checkpoints"

@@ -4,7 +4,7 @@ early termination, in W&B's sweep grammar where W&B has a name for it.
     sweep:
       method: bayes                 # grid | random | bayes (`strategy` is read as well)
       sampler: tpe                  # bayes: tpe (default) | gp; random: random (default) | qmc
-      metric: {name: val_accuracy, goal: maximize}
+      metric: {name: val_accuracy, goal: maximize}   # goal: minimize unless said, as in W&B
       run_cap: 24                   # points trained in all (`num_points` is read as well)
       seed: 0
       early_terminate: {type: hyperband, min_iter: 1, eta: 3}   # hyperband | asha | median
@@ -15,11 +15,13 @@ early termination, in W&B's sweep grammar where W&B has a name for it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from inat.errors import ConfigError
+from inat.rundir import EPOCH_METRICS
 from inat.sweeps.space import Parameter, parse_space
 
 METHODS = ("grid", "random", "bayes")
@@ -113,6 +115,25 @@ def _terminate(block: Any) -> EarlyTerminate | None:
     return EarlyTerminate(kind, min_iter, eta, max_iter)
 
 
+def _metric(block: Any) -> tuple[str, str]:
+    """The metric's name and goal. As in W&B, a metric block without a goal is minimized;
+    without a metric block, val_accuracy is maximized. The name must be a column of
+    metrics.jsonl: a misspelt one would leave the search and early termination blind."""
+    if block is None:
+        return "val_accuracy", "maximize"
+    if not isinstance(block, Mapping) or set(block) - {"name", "goal"}:
+        raise ConfigError("job.sweep.metric must be {name: val_accuracy, goal: maximize}")
+    name = block.get("name")
+    if name not in EPOCH_METRICS:
+        close = difflib.get_close_matches(str(name), EPOCH_METRICS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(
+            f"job.sweep.metric.name={name!r} is not a metric inat records: {hint}use one of "
+            f"{', '.join(EPOCH_METRICS)} (the columns of metrics.jsonl)"
+        )
+    return name, _one_of("job.sweep.metric.goal", block.get("goal", "minimize"), GOALS)
+
+
 def parse_search(name: str, sweep: Mapping[str, Any]) -> Search:
     """The settings of the `job.sweep` block of job `name`; ConfigError naming a bad key."""
     unknown = sorted(set(sweep) - SWEEP_KEYS)
@@ -133,12 +154,7 @@ def parse_search(name: str, sweep: Mapping[str, Any]) -> Search:
         raise ConfigError("job.sweep.sampler: a grid has no sampler; remove it")
     if samplers:
         _one_of(f"job.sweep.sampler (method {method})", sampler, samplers)
-    metric = sweep.get("metric") or {}
-    if not isinstance(metric, Mapping) or set(metric) - {"name", "goal"}:
-        raise ConfigError("job.sweep.metric must be {name: val_accuracy, goal: maximize}")
-    metric_name = metric.get("name", "val_accuracy")
-    if not isinstance(metric_name, str) or not metric_name:
-        raise ConfigError(f"job.sweep.metric.name={metric_name!r}: name a metrics.jsonl column")
+    metric_name, goal = _metric(sweep.get("metric"))
     run_cap = _alias(sweep, "run_cap", "num_points", None)
     if method != "grid" or run_cap is not None:
         run_cap = _int("job.sweep.run_cap", run_cap, 1)
@@ -148,7 +164,7 @@ def parse_search(name: str, sweep: Mapping[str, Any]) -> Search:
         method=method,
         sampler=sampler or "",
         metric=metric_name,
-        goal=_one_of("job.sweep.metric.goal", metric.get("goal", "maximize"), GOALS),
+        goal=goal,
         seed=_int("job.sweep.seed", sweep.get("seed", 0), 0),
         run_cap=run_cap or 0,
         early_terminate=_terminate(sweep.get("early_terminate")),

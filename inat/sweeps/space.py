@@ -143,6 +143,19 @@ def _range(where: str, kind: str, block: Mapping[str, Any]) -> Parameter:
     return Parameter(key, FloatDistribution(low, high, log=True), q=q)
 
 
+def _inferred(block: Mapping[str, Any]) -> str | None:
+    """The distribution W&B infers where none is given: categorical for values; for min and
+    max int_uniform if both are whole numbers, else uniform."""
+    if "values" in block:
+        return "categorical"
+    if "min" in block and "max" in block:
+        whole = all(
+            isinstance(block[k], int) and not isinstance(block[k], bool) for k in ("min", "max")
+        )
+        return "int_uniform" if whole else "uniform"
+    return None
+
+
 def _parameter(where: str, block: Any) -> Parameter:
     key = where.removeprefix("job.sweep.parameters.")
     if not isinstance(block, Mapping):
@@ -154,7 +167,7 @@ def _parameter(where: str, block: Any) -> Parameter:
         if len(block) != 1:
             raise ConfigError(f"{where}: `value` stands alone (a constant), got {sorted(block)}")
         return Parameter(key, None, block["value"])
-    kind = block.get("distribution", "categorical" if "values" in block else None)
+    kind = block.get("distribution", _inferred(block))
     if kind == "categorical":
         extra = sorted(set(block) - {"values", "distribution"})
         if extra:

@@ -11,6 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
+from inat.rundir import EPOCH_METRICS
+
 from .helm import CHART, KUBERNETES_VERSIONS, template
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -427,3 +429,23 @@ def test_every_top_level_value_has_a_comment_in_values_yaml():
             before = [text for text in lines[:number] if text.strip()][-1]
             assert before.startswith("#"), f"values.yaml:{number + 1}: {key.group(1)}"
     assert set(yaml.safe_load((CHART / "values.yaml").read_text())) == set(SCHEMA["properties"])
+
+
+def _find(node, key: str):
+    """The first value of `key` below `node`, depth first."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        children = node.values()
+    else:
+        children = node if isinstance(node, list) else []
+    for child in children:
+        found = _find(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def test_a_sweep_metric_is_a_column_inat_records():
+    metric = _find(SCHEMA, "metric")
+    assert metric["properties"]["name"]["enum"] == list(EPOCH_METRICS)

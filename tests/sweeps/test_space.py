@@ -105,6 +105,21 @@ def test_bad_parameters_are_refused_naming_the_key_with_exit_65(block, match) ->
     assert refused.value.exit_code == ExitCode.BAD_INPUT
 
 
+def test_the_metric_block_means_what_it_means_in_w_and_b() -> None:
+    sweep = {"method": "random", "run_cap": 2, "params": {"a": [1]}}
+    minimized = parse_search("s", {**sweep, "metric": {"name": "val_loss"}})
+    assert (minimized.metric, minimized.goal) == ("val_loss", "minimize")  # W&B's default goal
+    unnamed = parse_search("s", sweep)
+    assert (unnamed.metric, unnamed.goal) == ("val_accuracy", "maximize")
+
+
+def test_min_and_max_without_a_distribution_are_inferred_as_w_and_b_does() -> None:
+    whole = _one({"min": 1, "max": 5})
+    assert whole.distribution == IntDistribution(1, 5)
+    real = _one({"min": 0, "max": 0.5})
+    assert real.distribution == FloatDistribution(0.0, 0.5)
+
+
 def test_parse_search_reads_w_and_b_keys_and_todays_aliases() -> None:
     search = parse_search(
         "s",
@@ -152,8 +167,18 @@ def test_parse_search_reads_w_and_b_keys_and_todays_aliases() -> None:
             "run_cap or num_points, not both",
         ),
         (
-            {"method": "bayes", "run_cap": 2, "params": {"a": [1]}, "metric": {"goal": "up"}},
+            {
+                "method": "bayes",
+                "run_cap": 2,
+                "params": {"a": [1]},
+                "metric": {"name": "val_accuracy", "goal": "up"},
+            },
             "goal='up' is not allowed",
+        ),
+        (
+            {"method": "bayes", "run_cap": 2, "params": {"a": [1]}, "metric": {"name": "val_acc"}},
+            r"metric.name='val_acc' is not a metric inat records: did you mean val_accuracy\? "
+            "use one of epoch, step, train_loss",
         ),
         (
             {

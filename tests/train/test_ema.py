@@ -13,6 +13,7 @@ from torch import nn
 
 from inat.data.datasets import build_transform, load_rgb
 from inat.results.classifier import load_classifier
+from inat.rundir import EPOCH_METRICS
 from inat.storage import open_storage
 from inat.train.checkpoint import CheckpointManager
 from inat.train.ema import build_ema
@@ -58,6 +59,9 @@ def test_a_run_validates_tests_and_exports_the_average(tmp_path):
     result = json.loads((run_dir / "result.json").read_text())
     assert result["evaluated_weights"] == "ema"
     assert result["test"]["weights"] == "ema"
+    # Every epoch's row has each column a sweep's metric may name (10 classes: top-5 too).
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(set(row) == set(EPOCH_METRICS) for row in rows)
 
     storage = open_storage(str(run_dir / "checkpoints"))
     ckpts = CheckpointManager(storage)

@@ -96,10 +96,11 @@ def measure(
     """For each data set: each recipe at `epochs`, then the original at the strong
     recipe's time, each over `seeds`."""
     rows = []
-    for data_name, data in datasets.items():
+    for i, (data_name, data) in enumerate(datasets.items()):
+        place = workdir / f"data-{i}"  # each data set's runs in their own output
         runs: dict[str, list[dict]] = {}
         for recipe in RECIPES:
-            runs[recipe] = [train_once(workdir, data, recipe, epochs, s) for s in seeds]
+            runs[recipe] = [train_once(place, data, recipe, epochs, s) for s in seeds]
             rows.append(_row(data_name, recipe, epochs, runs[recipe]))
             print(rows[-1], flush=True)
         ratio = statistics.mean(r["seconds"] for r in runs["strong_scratch"]) / statistics.mean(
@@ -107,7 +108,7 @@ def measure(
         )
         matched = max(epochs, round(epochs * ratio))
         if matched != epochs:
-            same_time = [train_once(workdir, data, RECIPES[0], matched, s) for s in seeds]
+            same_time = [train_once(place, data, RECIPES[0], matched, s) for s in seeds]
             rows.append(_row(data_name, f"{RECIPES[0]} (same time)", matched, same_time))
             print(rows[-1], flush=True)
     return rows

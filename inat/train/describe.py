@@ -67,8 +67,7 @@ def describe_recipe(cfg: DictConfig) -> str:
     schedule = model.get("unfreeze_schedule")
     if schedule is not None and schedule.head_epochs is not None:
         parts.append(
-            f"head alone for {schedule.head_epochs} epoch(s), then a stage every "
-            f"{schedule.every}"
+            f"head alone for {schedule.head_epochs} epoch(s), then a stage every {schedule.every}"
         )
     if trainer.tta != "none":
         parts.append(f"test-time augmentation {trainer.tta}")

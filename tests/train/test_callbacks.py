@@ -78,6 +78,7 @@ def test_the_log_block_says_what_is_trained_and_result_json_counts_parameters(ti
         "model: ScratchCNN",
         f"parameters: {total} trainable of {total} (100.0%); trainable modules: "
         "features, classifier",
+        "recipe: plain",
         "devices: cpu, 1 process(es); trainer.mixed_precision=no",
         "batch: 16 per process and micro-batch (data.batch_size=16, "
         "trainer.grad_accum_steps=1); 20 optimizer steps per epoch, trainer.epochs=1",
